@@ -1,0 +1,1 @@
+"""The scene catalogue: identifiers, ingest (folder, demo generator), search."""

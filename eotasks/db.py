@@ -1,0 +1,166 @@
+"""The project's own database (SQLModel): API keys, task ownership, the scene catalogue, croppers.
+
+SQLite by default; any SQLAlchemy URL works (``postgresql+psycopg://...`` in production).
+``init_db`` creates missing tables and is safe to run any number of times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import secrets
+from typing import Any, Iterator
+
+from sqlalchemy import JSON, Column, DateTime, event
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from eotasks.settings import get_settings
+
+KEY_PREFIX = "apk."
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    key_hash: str = Field(unique=True, index=True)  # sha256 hex of the whole key; the key is never stored
+    masked: str  # "apk.1a2b…9f0e": shown back to clients as "token"
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    revoked_at: dt.datetime | None = None
+    daily_quota: int | None = None  # tasks per UTC day; None = unlimited
+
+
+class TaskRecord(SQLModel, table=True):
+    __tablename__ = "tasks"
+    id: str = Field(primary_key=True)  # the task_id (UUID4) clients see
+    flow_run_id: str | None = Field(default=None, index=True)
+    api_key_id: int = Field(foreign_key="api_keys.id", index=True)
+    type: str
+    reference: str | None = None
+    req_id: str
+    idempotency_key: str | None = Field(default=None, index=True)
+    body_hash: str | None = None
+    callback_url: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class SceneRecord(SQLModel, table=True):
+    __tablename__ = "scenes"
+    view_id: str = Field(primary_key=True)
+    scene_id: str = Field(index=True)
+    sensor: str = Field(index=True)
+    date: dt.date = Field(index=True)
+    cloud_cover: float = 0.0
+    crs: str
+    # GeoJSON polygon in EPSG:4326, and its bounds for a cheap pre-filter in searches.
+    footprint: dict[str, Any] = Field(sa_column=Column(JSON))
+    west: float
+    south: float
+    east: float
+    north: float
+    # band -> {"href", "resolution", "scale", "offset", "nodata", "spectral"}
+    assets: dict[str, Any] = Field(sa_column=Column(JSON))
+    mask_band: str | None = None
+    # metadata file name -> href (MTL text, tile metadata JSON ...)
+    metadata_files: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    ingested_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class CropperRecord(SQLModel, table=True):
+    __tablename__ = "croppers"
+    id: str = Field(primary_key=True)  # 32 hex: a hash of the canonical geometry
+    geometry: dict[str, Any] = Field(sa_column=Column(JSON))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            # WAL lets the gateway read while a flow writes; foreign keys as on PostgreSQL.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    url = url or get_settings().resolved_database_url
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return _engine(url)
+
+
+def init_db(url: str | None = None) -> Engine:
+    engine = get_engine(url)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def session(url: str | None = None) -> Session:
+    return Session(get_engine(url), expire_on_commit=False)
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+def hash_key(key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def mask_key(key: str) -> str:
+    return f"{key[:8]}…{key[-4:]}"
+
+
+def create_api_key(name: str, daily_quota: int | None = None, url: str | None = None) -> tuple[str, ApiKey]:
+    """Create a key; the plain key is returned once and never stored."""
+    key = KEY_PREFIX + secrets.token_hex(32)
+    record = ApiKey(name=name, key_hash=hash_key(key), masked=mask_key(key), daily_quota=daily_quota)
+    with session(url) as s:
+        s.add(record)
+        s.commit()
+        s.refresh(record)
+    return key, record
+
+
+def find_api_key(key: str, url: str | None = None) -> ApiKey | None:
+    with session(url) as s:
+        return s.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+
+
+def revoke_api_key(name_or_masked: str, url: str | None = None) -> int:
+    """Revoke every active key with that name (or that exact masked form, or key); returns how many."""
+    with session(url) as s:
+        rows = s.exec(select(ApiKey).where(ApiKey.revoked_at.is_(None))).all()  # type: ignore[union-attr]
+        hit = [k for k in rows if name_or_masked in (k.name, k.masked) or k.key_hash == hash_key(name_or_masked)]
+        for k in hit:
+            k.revoked_at = utcnow()
+            s.add(k)
+        s.commit()
+        return len(hit)
+
+
+def tasks_today(api_key_id: int, url: str | None = None) -> int:
+    start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    with session(url) as s:
+        rows = s.exec(select(TaskRecord.id).where(TaskRecord.api_key_id == api_key_id, TaskRecord.created_at >= start)).all()
+        return len(rows)
+
+
+def iter_scenes(url: str | None = None) -> Iterator[SceneRecord]:
+    with session(url) as s:
+        yield from s.exec(select(SceneRecord).order_by(SceneRecord.date, SceneRecord.view_id)).all()

@@ -1,0 +1,1 @@
+"""Raster maths: AOIs, windowed reads, band maths, statistics, COG writing. numpy in, numpy out."""

@@ -1,0 +1,143 @@
+"""Windowed reads of only the pixels an AOI needs, on one common grid.
+
+The output grid is the pixel grid of the coarsest band used, cut to the pixels whose centres lie
+inside the AOI's bounds (in the scene's CRS). Finer bands are read over exactly the same bounds
+and averaged onto that grid (``Resampling.average``: the mean reflectance of the finer pixels that
+make up each coarse pixel). A pixel belongs to a polygon AOI when its centre is inside it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.features import geometry_mask
+from rasterio.windows import Window
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from eotasks.errors import AOIError, AssetReadError
+from eotasks.raster.aoi import to_crs
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One band file of a scene, as the catalogue describes it."""
+
+    href: str
+    resolution: float
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | None = None
+    spectral: bool = True
+
+
+@dataclass(frozen=True)
+class Grid:
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        left, top = self.transform * (0, 0)
+        right, bottom = self.transform * (self.width, self.height)
+        return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+
+
+@dataclass
+class Cropped:
+    """Raw band values on one grid, with which pixels are valid and inside the AOI."""
+
+    grid: Grid
+    data: dict[str, np.ndarray]  # band -> raw values (the file's dtype)
+    valid: dict[str, np.ndarray]  # band -> bool, False where the band is nodata
+    inside: np.ndarray  # bool, True where the pixel belongs to the AOI
+    assets: dict[str, Asset] = field(default_factory=dict)
+
+    def reflectance(self, band: str) -> np.ndarray:
+        """float64 values: DN * scale + offset for spectral bands, raw values for mask bands."""
+        asset = self.assets[band]
+        values = self.data[band].astype(np.float64)
+        if asset.spectral and (asset.scale != 1.0 or asset.offset != 0.0):
+            values = values * asset.scale + asset.offset
+        return values
+
+
+def centre_window(bounds: tuple[float, float, float, float], transform: Affine, width: int, height: int) -> Window | None:
+    """Pixels of a north-up grid whose centres lie within ``bounds``; None when there are none."""
+    minx, miny, maxx, maxy = bounds
+    inv = ~transform
+    c0, r0 = inv * (minx, maxy)
+    c1, r1 = inv * (maxx, miny)
+    col_start = max(math.ceil(c0 - 0.5), 0)
+    col_stop = min(math.floor(c1 - 0.5) + 1, width)
+    row_start = max(math.ceil(r0 - 0.5), 0)
+    row_stop = min(math.floor(r1 - 0.5) + 1, height)
+    if col_stop <= col_start or row_stop <= row_start:
+        return None
+    return Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
+
+
+def _open(href: str) -> rasterio.DatasetReader:
+    try:
+        return rasterio.open(href)
+    except rasterio.errors.RasterioIOError as exc:
+        raise AssetReadError(f"cannot open {href}: {exc}") from exc
+
+
+def crop_to_aoi(
+    assets: dict[str, Asset],
+    bands: list[str],
+    aoi: BaseGeometry | None,
+    mask_outside: bool,
+    resampling: Resampling = Resampling.average,
+) -> Cropped:
+    """Read ``bands`` over the AOI (lon/lat; None = whole scene) onto the coarsest band's grid."""
+    if not bands:
+        raise ValueError("no bands to read")
+    reference = max(bands, key=lambda b: assets[b].resolution)
+    with _open(assets[reference].href) as ref:
+        crs = ref.crs
+        if aoi is not None:
+            aoi_crs = to_crs(aoi, crs)
+            window = centre_window(aoi_crs.bounds, ref.transform, ref.width, ref.height)
+            if window is None:
+                raise AOIError("The AOI does not intersect the scene", field="params.geometry")
+        else:
+            aoi_crs = None
+            window = Window(0, 0, ref.width, ref.height)
+        grid = Grid(crs.to_string(), ref.window_transform(window), int(window.width), int(window.height))
+
+    data: dict[str, np.ndarray] = {}
+    valid: dict[str, np.ndarray] = {}
+    for band in bands:
+        asset = assets[band]
+        try:
+            with _open(asset.href) as src:
+                if src.crs != crs:
+                    raise AssetReadError(f"band {band} is in {src.crs}, not the scene's {crs}")
+                own = src.window(*grid.bounds)
+                if own.width == grid.width and own.height == grid.height:
+                    own = Window(round(own.col_off), round(own.row_off), grid.width, grid.height)
+                    values = src.read(1, window=own)
+                else:
+                    values = src.read(1, window=own, out_shape=(grid.height, grid.width), resampling=resampling)
+                nodata = asset.nodata if asset.nodata is not None else src.nodata
+        except rasterio.errors.RasterioIOError as exc:
+            raise AssetReadError(f"cannot read band {band} from {asset.href}: {exc}") from exc
+        data[band] = values
+        valid[band] = values != nodata if nodata is not None and not np.isnan(nodata) else np.ones(values.shape, bool)
+
+    if aoi_crs is not None and mask_outside:
+        inside = geometry_mask([mapping(aoi_crs)], out_shape=(grid.height, grid.width), transform=grid.transform, invert=True, all_touched=False)
+        if not inside.any():
+            raise AOIError("No pixel centre of the scene falls inside the AOI", field="params.geometry")
+    else:
+        inside = np.ones((grid.height, grid.width), bool)
+    return Cropped(grid, data, valid, inside, {b: assets[b] for b in bands})

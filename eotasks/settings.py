@@ -1,0 +1,102 @@
+"""Settings from ``EOTASKS_*`` environment variables (and a ``.env`` file if present)."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EOTASKS_", env_file=".env", extra="ignore")
+
+    # Where the embedded default keeps everything it writes (database, results, Prefect home).
+    data_dir: Path = Path(".eotasks")
+
+    # The project's own database: API keys, task ownership, scene catalogue, cropper geometries.
+    # Default: SQLite under data_dir. Production: postgresql+psycopg://user@host/db
+    database_url: str | None = None
+
+    # Result store: a local folder (default: data_dir/results) or s3://bucket/prefix.
+    store_url: str | None = None
+    # A saved prefect-aws S3Bucket block name; when set it wins over store_url (issue #5 topology).
+    store_block: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    # Signed download URLs live this long.
+    download_url_ttl_s: int = 3600
+    # HMAC secret for gateway-signed download URLs; generated into data_dir when unset.
+    signing_secret: str | None = None
+
+    # Gateway.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None  # how clients reach the gateway (default http://host:port)
+    max_body_bytes: int = 1_000_000
+    rate_limit_per_minute: int = 120
+    callback_allow_private: bool = False
+    callback_timeout_s: float = 10.0
+    callback_retries: int = 3
+
+    # Prefect.
+    prefect_port: int = 4200
+    serve_limit: int = 4
+    deployment_suffix: str = "eotasks"  # deployments are "<flow>/<suffix>"
+
+    # Request limits.
+    max_aoi_km2: float = 10_000.0
+    max_expression_chars: int = 2_000
+    max_expressions: int = 10
+    max_output_pixels: int = 50_000_000
+    mt_stats_max_days: int = 365
+    mt_stats_max_bm_types: int = 10
+    task_timeout_s: int = 172_800
+
+    # Steps.
+    io_retries: int = 3
+
+    demo_key_name: str = "demo"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'eotasks.db'}"
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or str(self.resolved_data_dir / "results")
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def resolved_signing_secret(self) -> str:
+        if self.signing_secret:
+            return self.signing_secret
+        # One secret per data_dir, shared by the gateway and the flows that sign URLs for callbacks.
+        path = self.resolved_data_dir / "signing.secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.replace(path)
+        return path.read_text().strip()
+
+
+@functools.lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment)."""
+    get_settings.cache_clear()
