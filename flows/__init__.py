@@ -1,0 +1,1 @@
+"""One Prefect flow per task type; each reads like the DAG it runs."""

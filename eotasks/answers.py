@@ -1,0 +1,35 @@
+"""What a client sees for a run: the mapping from a Prefect run's state to SPEC §1's answers.
+
+Shared by the gateway (GET) and the flows' callback hook, so both always say the same thing.
+Takes plain values (state type name, message, result, stage), never Prefect objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STAGES = ("authentication", "scene_lookup", "crop", "index", "render", "stats", "publish")
+
+TASK_TYPE_BY_STATE = {
+    "SCHEDULED": "created", "PENDING": "created", "RUNNING": "started", "PAUSED": "started",
+    "CANCELLING": "cancelled", "CANCELLED": "cancelled", "COMPLETED": "finished",
+    "FAILED": "failed", "CRASHED": "failed",
+}
+
+
+def stage_from_task_runs(names: list[str]) -> str:
+    """The current (or failed) stage: the latest task run that is a stage; runs are oldest first."""
+    for name in reversed(names):
+        if name in STAGES:
+            return name
+    return "authentication"
+
+
+def failure_message(state_type: str, message: str | None) -> str:
+    if state_type == "CRASHED":
+        return "The task stopped unexpectedly (its worker process crashed); please submit it again"
+    if state_type in ("CANCELLED", "CANCELLING"):
+        return "The task was cancelled"
+    if not message or message.startswith(("Flow run encountered an exception", "Flow run timed out")):
+        return "The task failed because of an internal error; please submit it again or contact the operator"
+    return message

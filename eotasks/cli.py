@@ -1,0 +1,204 @@
+"""``eotasks``: the operator's command line.
+
+    eotasks up                               start the embedded default (Ctrl-C stops it)
+    eotasks keys create NAME [--quota N]     print a new API key (shown once)
+    eotasks keys revoke NAME|KEY
+    eotasks catalog ingest-dir PATH --sensor S --date D [--view-id V] [--platform S2A]
+    eotasks catalog demo [--out DIR]
+    eotasks catalog ls [--sensor S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from eotasks.settings import get_settings
+
+SAMPLE_VIEW_ID = "S2/18/S/VG/2020/6/15/0"  # MGRS 18SVG holds the sample; its date is not recorded (nominal)
+
+
+def _progress(label: str):
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from eotasks.db import create_api_key, init_db
+
+    init_db()
+    key, record = create_api_key(args.name, args.quota)
+    print(key)
+    print(f"# key {record.masked} for {record.name!r}: store it now, it is not shown again", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from eotasks.db import init_db, revoke_api_key
+
+    init_db()
+    n = revoke_api_key(args.name)
+    print(f"revoked {n} key(s)")
+    return 0 if n else 1
+
+
+def cmd_ingest_dir(args: argparse.Namespace) -> int:
+    from eotasks.catalog.ingest import ingest_folder
+    from eotasks.db import init_db
+
+    init_db()
+    date = dt.date.fromisoformat(args.date) if args.date else None
+    record = ingest_folder(args.path, args.sensor, date, args.view_id, args.platform, args.cloud_cover)
+    print(f"{record.view_id}  {record.scene_id}  {', '.join(record.assets)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from eotasks.catalog.demo import generate_demo
+    from eotasks.db import init_db
+
+    init_db()
+    out = Path(args.out) if args.out else get_settings().resolved_data_dir / "demo"
+    records = generate_demo(out, progress=_progress("demo scenes"))
+    print(f"{len(records)} demo scenes in {out}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from eotasks.catalog.scenes import list_scenes
+    from eotasks.db import init_db
+
+    init_db()
+    for r in list_scenes(args.sensor):
+        print(f"{r.date}  {r.sensor:13s} {r.cloud_cover:5.1f}%  {r.view_id}  {r.scene_id}")
+    return 0
+
+
+def find_sample() -> Path | None:
+    candidates = [os.environ.get("EOTASKS_SAMPLE_DIR"), Path(__file__).resolve().parents[2] / "shared/data/sentinel2-l1c-sample"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return None
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from eotasks.catalog.demo import demo_fields, generate_demo
+    from eotasks.catalog.ingest import ingest_folder
+    from eotasks.catalog.scenes import get_scene
+    from eotasks.db import create_api_key, init_db
+    from eotasks.launcher import Service, service_env
+
+    settings = get_settings()
+    data_dir = settings.resolved_data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = service_env(data_dir, settings.prefect_port)
+    os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME", "EOTASKS_DATA_DIR")})
+    service = Service(env, data_dir / "logs")
+
+    def stop(*_: object) -> None:
+        print("\nstopping ...", file=sys.stderr)
+        service.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        print(f"starting Prefect server on 127.0.0.1:{settings.prefect_port} (logs in {data_dir / 'logs'}) ...", file=sys.stderr)
+        service.start_prefect_server(settings.prefect_port)
+        init_db()
+        sample = find_sample()
+        if sample and get_scene(SAMPLE_VIEW_ID) is None:
+            ingest_folder(sample, "sentinel2", view_id=SAMPLE_VIEW_ID, platform="S2A")
+            print(f"ingested the real Sentinel-2 sample as {SAMPLE_VIEW_ID}", file=sys.stderr)
+        if not (data_dir / "demo" / ".done").exists():
+            generate_demo(data_dir / "demo", progress=_progress("demo scenes"))
+            (data_dir / "demo" / ".done").touch()
+        print("starting the served deployments ...", file=sys.stderr)
+        from deployments.serve import FLOWS
+
+        service.start_serve([f"{f.name}/{settings.deployment_suffix}" for f in FLOWS])
+        service.start_gateway(settings.host, settings.port)
+        key, _ = create_api_key(settings.demo_key_name)
+    except Exception as exc:
+        print(f"eotasks up failed: {exc}", file=sys.stderr)
+        service.stop()
+        return 1
+    base = settings.resolved_public_url
+    field = demo_fields()[0]["geometry"]
+    sample_poly = {"type": "Polygon", "coordinates": [[[-75.65, 37.65], [-75.60, 37.64], [-75.62, 37.70], [-75.65, 37.65]]]}
+    body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": sample_poly}}
+    print(f"""
+eotasks is up.
+  gateway      {base}   (OpenAPI: {base}/docs)
+  Prefect UI   http://127.0.0.1:{settings.prefect_port}
+  demo API key {key}
+
+Try it:
+  curl -s -X POST '{base}/api?api_key={key}' -H 'Content-Type: application/json' \\
+       -d '{json.dumps(body)}'
+  curl -si '{base}/api/<task_id>?api_key={key}'
+A demo field for time series (sentinel2l2a, landsat8, 2023): {json.dumps(field)}
+
+Ctrl-C stops everything.""", flush=True)
+    while True:
+        for name, proc in service.procs:
+            if proc.poll() is not None:
+                print(f"{name} exited with code {proc.returncode}; stopping (see {data_dir / 'logs' / (name + '.log')})", file=sys.stderr)
+                service.stop()
+                return 1
+        time.sleep(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eotasks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the embedded default").set_defaults(func=cmd_up)
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    p = keys.add_parser("create", help="create a key and print it once")
+    p.add_argument("name")
+    p.add_argument("--quota", type=int, default=None, help="tasks per UTC day (default: unlimited)")
+    p.set_defaults(func=cmd_keys_create)
+    p = keys.add_parser("revoke", help="revoke a key by name, masked form or the key itself")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_keys_revoke)
+
+    cat = sub.add_parser("catalog", help="the scene catalogue").add_subparsers(dest="catalog_command", required=True)
+    p = cat.add_parser("ingest-dir", help="ingest a folder of band files of one scene")
+    p.add_argument("path")
+    p.add_argument("--sensor", required=True, help="sentinel2, sentinel2l2a, landsat8, landsat9 (or S2, S2L2A, L8, L9)")
+    p.add_argument("--date", help="YYYY-MM-DD (checked against the view_id)")
+    p.add_argument("--view-id", required=True, help="e.g. S2/18/S/VG/2020/6/15/0 or L8/LC08_L1TP_...")
+    p.add_argument("--platform", help="S2A, S2B ... (for the Sentinel-2 scene_id)")
+    p.add_argument("--cloud-cover", type=float, default=0.0)
+    p.set_defaults(func=cmd_ingest_dir)
+    p = cat.add_parser("demo", help="write and ingest the synthetic demo time series")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_demo)
+    p = cat.add_parser("ls", help="list scenes")
+    p.add_argument("--sensor")
+    p.set_defaults(func=cmd_ls)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        print(f"eotasks: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

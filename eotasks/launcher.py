@@ -1,0 +1,123 @@
+"""Start and stop the embedded default: Prefect server (SQLite), served deployments, gateway.
+
+Used by ``eotasks up`` and by the end-to-end tests, so both run exactly the same processes.
+Each process is stopped by its process id: SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_env(data_dir: Path, prefect_port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every process of one service shares (the same Prefect API, database, store)."""
+    data_dir = data_dir.resolve()
+    env = dict(os.environ)
+    env.update({
+        "EOTASKS_DATA_DIR": str(data_dir),
+        "PREFECT_HOME": str(data_dir / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(prefect_port),
+        # Flow results (small JSON) are read back by the gateway from the same folder.
+        "PREFECT_LOCAL_STORAGE_PATH": str(data_dir / "prefect" / "results"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+        "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
+        "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "INFO"),
+    })
+    env.setdefault("PYTHONPYCACHEPREFIX", str(Path.home() / ".cache" / "eotasks-pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # every Prefect process would recompile Prefect (seconds each)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what or url} exited with code {proc.returncode} before it was ready")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{what or url} was not ready within {timeout:.0f} s")
+
+
+@dataclass
+class Service:
+    """A set of child processes started with one environment, stopped in reverse order."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def start_prefect_server(self, port: int, timeout: float = 120) -> subprocess.Popen:
+        proc = self.start("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+        wait_http(f"http://127.0.0.1:{port}/api/health", timeout, proc, "Prefect server")
+        return proc
+
+    def start_serve(self, deployment_names: list[str], timeout: float = 90) -> subprocess.Popen:
+        proc = self.start("serve", [sys.executable, "-m", "deployments.serve"])
+        api = self.env["PREFECT_API_URL"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the serve process exited with code {proc.returncode}; see {self.log_dir / 'serve.log'}")
+            try:
+                ok = all(httpx.get(f"{api}/deployments/name/{name}", timeout=2).status_code == 200 for name in deployment_names)
+                if ok:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError("the served deployments did not appear")
+
+    def start_gateway(self, host: str, port: int, timeout: float = 60) -> subprocess.Popen:
+        proc = self.start("gateway", [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", host, "--port", str(port), "--log-level", "info"])
+        wait_http(f"http://{host}:{port}/health", timeout, proc, "gateway")
+        return proc
+
+    def stop(self, grace: float = 15) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        deadline = time.monotonic() + grace
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=5)
+        self.procs.clear()

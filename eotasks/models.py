@@ -1,0 +1,356 @@
+"""Request and response models: declared once, used for validation, OpenAPI and flow parameters.
+
+Every rule of SPEC §2-3 that can be checked without reading a raster lives here, so a bad request
+is a 400 naming its field before any flow run exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal, Union
+
+import shapely
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from shapely.geometry import shape
+
+from eotasks.catalog.ids import parse_view_id
+from eotasks.errors import ExpressionError
+from eotasks.raster.aoi import aoi_from_bbox, geodesic_area_km2
+from eotasks.raster.indices import compile_expressions
+from eotasks.sensors import OPTICAL_SENSORS, normalize_sensor_name, sensor_by_name
+from eotasks.settings import get_settings
+
+TASK_TYPES = ("lbe", "jpeg", "bandmath", "mt_stats")
+GDAL_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3", "rms", "sum")
+
+
+def _err(error_type: str, message: str, **ctx: Any) -> PydanticCustomError:
+    return PydanticCustomError(error_type, message, ctx or None)
+
+
+def _check_view_id(value: str) -> str:
+    try:
+        return parse_view_id(value).view_id
+    except ValueError as exc:
+        raise _err("view_id", "{reason}", reason=str(exc)) from None
+
+
+def _check_expressions(value: str, view_id: str | None, max_count: int | None = None) -> str:
+    settings = get_settings()
+    if not value.strip():
+        raise _err("expression", "must name at least one band, alias or expression")
+    if view_id is None:
+        return value
+    sensor = parse_view_id(view_id).sensor
+    try:
+        compile_expressions(value, sensor, settings.max_expression_chars, max_count or settings.max_expressions)
+    except ExpressionError as exc:
+        raise _err("expression", "{reason}", reason=exc.message) from None
+    return value
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reference: str | None = Field(None, max_length=256, description="Free text, stored and echoed.")
+
+
+class AOIParams(_Params):
+    """Exactly one of bbox, geometry, cropper_ref (or none where the task type allows it)."""
+
+    bbox: list[float] | None = Field(None, description="[minx, miny, maxx, maxy] in EPSG:4326.", examples=[[-75.65, 37.64, -75.6, 37.7]])
+    geometry: dict[str, Any] | None = Field(None, description="A GeoJSON Polygon or MultiPolygon in EPSG:4326.")
+    cropper_ref: str | None = Field(None, description="Id of a geometry saved with POST /api/render/cropper/.")
+
+    _aoi_required: bool = False
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if len(v) != 4:
+            raise _err("bbox", "must be four numbers [minx, miny, maxx, maxy]")
+        minx, miny, maxx, maxy = v
+        if not all(map(lambda x: x == x and abs(x) != float("inf"), v)):
+            raise _err("bbox", "must be finite numbers")
+        if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
+            raise _err("bbox", "is outside the valid range (longitude -180..180, latitude -90..90)")
+        if not (minx < maxx and miny < maxy):
+            raise _err("bbox", "needs minx < maxx and miny < maxy")
+        return v
+
+    @field_validator("geometry")
+    @classmethod
+    def _geometry(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        kind = v.get("type")
+        if kind == "Feature":
+            raise _err("geometry", "must be a bare GeoJSON geometry (Polygon or MultiPolygon), not a Feature")
+        if kind not in ("Polygon", "MultiPolygon"):
+            raise _err("geometry", "must be a GeoJSON Polygon or MultiPolygon, got {got}", got=repr(kind))
+        try:
+            geom = shape(v)
+        except Exception as exc:  # shapely raises many types on malformed coordinates
+            raise _err("geometry", "has malformed coordinates: {reason}", reason=str(exc)[:200]) from None
+        if geom.is_empty:
+            raise _err("geometry", "is empty")
+        minx, miny, maxx, maxy = geom.bounds
+        if not (-180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
+            raise _err("geometry", "has coordinates outside longitude -180..180 / latitude -90..90")
+        if not geom.is_valid:
+            raise _err("geometry", "is not a valid polygon: {reason}", reason=shapely.is_valid_reason(geom))
+        if geom.area == 0:
+            raise _err("geometry", "has no area")
+        return v
+
+    @field_validator("cropper_ref")
+    @classmethod
+    def _cropper(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9a-f]{32}", v):
+            raise _err("cropper_ref", "must be 32 lowercase hex digits")
+        return v
+
+    @model_validator(mode="after")
+    def _one_aoi(self) -> "AOIParams":
+        given = [n for n in ("bbox", "geometry", "cropper_ref") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise _err("aoi", "give exactly one of bbox, geometry, cropper_ref (got {given})", given=", ".join(given), field=given[1])
+        if not given and self._aoi_required:
+            raise _err("aoi", "an area of interest is required: give bbox, geometry or cropper_ref", field="geometry")
+        shp = self.aoi_shape()
+        if shp is not None:
+            limit = get_settings().max_aoi_km2
+            area = geodesic_area_km2(shp)
+            if area > limit:
+                raise _err("aoi", "the AOI covers {area} km², more than the limit of {limit} km²", area=round(area, 1), limit=limit, field=given[0])
+        return self
+
+    def aoi_shape(self) -> shapely.Geometry | None:
+        """The AOI in lon/lat (a cropper_ref is resolved by the crop step)."""
+        if self.bbox is not None:
+            return aoi_from_bbox(self.bbox)
+        if self.geometry is not None:
+            return shape(self.geometry)
+        return None
+
+    @property
+    def mask_outside(self) -> bool:
+        """Pixels outside a polygon AOI are nodata; a bbox only crops."""
+        return self.bbox is None
+
+
+class BandmathParams(AOIParams):
+    view_id: str = Field(..., description="The scene, e.g. S2/18/S/VG/2020/6/15/0.", examples=["S2/18/S/VG/2020/6/15/0"])
+    bm_type: str = Field(..., description="One or more comma-separated expressions or aliases, e.g. 'NDVI' or '(B08-B04)/(B08+B04), NDWI'.", examples=["NDVI"])
+    name_alias: str | None = Field(None, max_length=128, description="Output file name instead of bm_type.")
+
+    _check_view = field_validator("view_id")(classmethod(lambda cls, v: _check_view_id(v)))
+
+    @field_validator("bm_type")
+    @classmethod
+    def _bm(cls, v: str, info: ValidationInfo) -> str:
+        return _check_expressions(v, info.data.get("view_id"))
+
+
+class LbeParams(AOIParams):
+    _aoi_required = True
+    view_id: str
+    bands: list[str] = Field(..., description="Band names in output order.", examples=[["B04", "B03", "B02"]])
+    merge: bool = True
+    metadata: list[str] | None = None
+
+    _check_view = field_validator("view_id")(classmethod(lambda cls, v: _check_view_id(v)))
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if not v:
+            raise _err("bands", "must name at least one band")
+        view_id = info.data.get("view_id")
+        if view_id is None:
+            return v
+        sensor = parse_view_id(view_id).sensor
+        resolved = []
+        for name in v:
+            band = sensor.resolve_band(name)
+            if band is None:
+                raise _err("bands", "unknown band {name} for {sensor}", name=repr(name), sensor=sensor.name)
+            if band in resolved:
+                raise _err("bands", "band {name} is listed twice", name=repr(name))
+            resolved.append(band)
+        return resolved
+
+
+class JpegParams(AOIParams):
+    view_id: str
+    bm_type: str = Field(..., description="One expression (grey or colormapped) or three (RGB), e.g. 'B04,B03,B02'.")
+    format: Literal["jpeg", "png", "tiff"] = "jpeg"
+    px_size: float | None = Field(None, gt=0, description="Output pixel size in metres of EPSG:3857.")
+    resample: Literal[GDAL_RESAMPLING] = "cubic"  # type: ignore[valid-type]
+    colormap: str | None = None
+    levels: str | None = Field(None, description="'min,max' mapped onto the colormap.")
+    colors_limit: int | None = Field(None, ge=2, le=256)
+    name_alias: str | None = Field(None, max_length=128)
+    calibrate: bool | None = None
+
+    _check_view = field_validator("view_id")(classmethod(lambda cls, v: _check_view_id(v)))
+
+    @field_validator("bm_type")
+    @classmethod
+    def _bm(cls, v: str, info: ValidationInfo) -> str:
+        v = _check_expressions(v, info.data.get("view_id"))
+        from eotasks.raster.expression import parse
+
+        count = len(parse(v))
+        if count not in (1, 3):
+            raise _err("expression", "needs one expression (grey/colormap) or three (RGB), got {count}", count=count)
+        return v
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            lo, hi = (float(x) for x in v.split(","))
+        except ValueError:
+            raise _err("levels", "must be two numbers 'min,max'") from None
+        if not lo < hi:
+            raise _err("levels", "needs min < max")
+        return v
+
+
+class MtStatsParams(AOIParams):
+    _aoi_required = True
+    date_start: dt.date
+    date_end: dt.date
+    bm_type: str | list[str]
+    sensors: list[str] | None = None
+    limit: int = Field(100, gt=0, le=10_000)
+    max_cloud_cover_in_aoi: float = Field(100, ge=0, le=100)
+    exclude_cover_pixels: bool = True
+    cloud_masking_level: int = Field(1, ge=1, le=4)
+
+    @field_validator("sensors", mode="before")
+    @classmethod
+    def _sensors(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not v:
+            raise _err("sensors", "must be a non-empty list of sensor names")
+        out = []
+        for name in v:
+            long = normalize_sensor_name(name) if isinstance(name, str) else None
+            if long is None:
+                raise _err("sensors", "unknown sensor {name}; known: {known}", name=repr(name), known=", ".join(OPTICAL_SENSORS))
+            out.append(long)
+        return list(dict.fromkeys(out))
+
+    @model_validator(mode="after")
+    def _dates_and_expressions(self) -> "MtStatsParams":
+        settings = get_settings()
+        if self.date_end < self.date_start:
+            raise _err("date", "date_end {end} is before date_start {start}", end=str(self.date_end), start=str(self.date_start), field="date_end")
+        span = (self.date_end - self.date_start).days
+        if span > settings.mt_stats_max_days:
+            raise _err("date", "the date range spans {span} days, more than the limit of {limit}", span=span, limit=settings.mt_stats_max_days, field="date_end")
+        items = [self.bm_type] if isinstance(self.bm_type, str) else self.bm_type
+        if not items:
+            raise _err("expression", "bm_type must name at least one index", field="bm_type")
+        if len(items) > settings.mt_stats_max_bm_types:
+            raise _err("expression", "at most {limit} bm_type items are allowed, got {n}", limit=settings.mt_stats_max_bm_types, n=len(items), field="bm_type")
+        explicit = self.sensors is not None
+        for sensor_name in self.sensors or OPTICAL_SENSORS:
+            sensor = sensor_by_name(sensor_name)
+            if sensor is None:
+                continue  # another API's sensor: matches no scenes here
+            for item in items:
+                try:
+                    compile_expressions(item, sensor, settings.max_expression_chars, 1)
+                except ExpressionError as exc:
+                    if explicit:
+                        raise _err("expression", "{item}: {reason}", item=repr(item), reason=exc.message, field="bm_type") from None
+        return self
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    callback_url: str | None = Field(None, max_length=2048, description="POSTed the task's final answer when it ends.")
+
+
+class BandmathRequest(_Request):
+    type: Literal["bandmath"]
+    params: BandmathParams
+
+
+class LbeRequest(_Request):
+    type: Literal["lbe"]
+    params: LbeParams
+
+
+class JpegRequest(_Request):
+    type: Literal["jpeg"]
+    params: JpegParams
+
+
+class MtStatsRequest(_Request):
+    type: Literal["mt_stats"]
+    params: MtStatsParams
+
+
+TaskRequest = Annotated[Union[BandmathRequest, LbeRequest, JpegRequest, MtStatsRequest], Field(discriminator="type")]
+PARAMS_BY_TYPE: dict[str, type[BaseModel]] = {"bandmath": BandmathParams, "lbe": LbeParams, "jpeg": JpegParams, "mt_stats": MtStatsParams}
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+class TaskAccepted(BaseModel):
+    status: str = "authentication"
+    task_id: str
+    req_id: str
+    task_timeout: int
+
+
+class TaskPending(BaseModel):
+    task_type: Literal["created", "started"]
+    status: Literal["created", "started"]
+    stage: str
+    reference: str | None
+    token: str
+    result_url: str = ""
+    client_id: int = 0
+    download_id: int = 0
+    task_id: str
+
+
+class TaskFinished(BaseModel):
+    task_type: Literal["finished"] = "finished"
+    status: Literal["finished"] = "finished"
+    task_id: str
+    result_url: str
+    files: list[str]
+
+
+class TaskFailed(BaseModel):
+    task_type: Literal["failed", "cancelled"]
+    status: Literal["failed", "cancelled"]
+    stage: str
+    error: str
+    task_id: str
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    status: bool = False
+    error: str
+    details: list[ErrorDetail] = []

@@ -1,0 +1,130 @@
+"""The result store: a local folder or an S3 (or S3-compatible) bucket, through one code path.
+
+Both are fsspec filesystems (local, s3fs); only URL signing differs: S3 gives a presigned URL,
+the local folder a URL served by the gateway and signed with an HMAC over key and expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote, urlencode
+
+import fsspec
+
+from eotasks.settings import Settings, get_settings
+
+
+@dataclass
+class ResultStore:
+    url: str  # "/abs/folder" or "s3://bucket/prefix"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    key_id: str | None = None
+    secret: str | None = None
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        if self.is_s3:
+            client_kwargs = {"region_name": self.region}
+            if self.endpoint_url:
+                client_kwargs["endpoint_url"] = self.endpoint_url
+            return fsspec.filesystem("s3", key=self.key_id, secret=self.secret, client_kwargs=client_kwargs,
+                                     skip_instance_cache=False)
+        return fsspec.filesystem("file")
+
+    def path(self, key: str) -> str:
+        safe = safe_key(key)
+        return f"{self.url.rstrip('/')}/{safe}" if self.is_s3 else str(Path(self.url) / safe)
+
+    def put(self, key: str, data: bytes) -> str:
+        path = self.path(key)
+        if not self.is_s3:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with self.fs.open(path, "wb") as f:
+            f.write(data)
+        return key
+
+    def get(self, key: str) -> bytes:
+        with self.fs.open(self.path(key), "rb") as f:
+            return f.read()
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self.path(key))
+
+    def local_path(self, key: str) -> Path:
+        if self.is_s3:
+            raise ValueError("an S3 store has no local paths")
+        root = Path(self.url).resolve()
+        path = (root / safe_key(key)).resolve()
+        if not path.is_relative_to(root):
+            raise ValueError("key escapes the result store")
+        return path
+
+    def download_url(self, key: str, settings: Settings | None = None, ttl_s: int | None = None) -> str:
+        settings = settings or get_settings()
+        ttl = ttl_s or settings.download_url_ttl_s
+        if self.is_s3:
+            import boto3
+
+            bucket, _, prefix = self.url.removeprefix("s3://").partition("/")
+            object_key = f"{prefix.strip('/')}/{safe_key(key)}" if prefix.strip("/") else safe_key(key)
+            client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
+                                  aws_access_key_id=self.key_id, aws_secret_access_key=self.secret)
+            return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": object_key}, ExpiresIn=ttl)
+        expires = int(time.time()) + ttl
+        sig = sign(key, expires, settings.resolved_signing_secret)
+        return f"{settings.resolved_public_url}/api/download/{quote(safe_key(key))}?{urlencode({'expires': expires, 'signature': sig})}"
+
+
+def safe_key(key: str) -> str:
+    """Keys are relative POSIX paths of plain parts; nothing a client sends can climb out."""
+    parts = PurePosixPath(key).parts
+    if not parts or any(p in ("", ".", "..") or p.startswith("/") or "\\" in p for p in parts):
+        raise ValueError(f"invalid store key {key!r}")
+    return "/".join(parts)
+
+
+def sign(key: str, expires: int, secret: str) -> str:
+    return hmac.new(secret.encode(), f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify(key: str, expires: int, signature: str, secret: str) -> bool:
+    return expires >= time.time() and hmac.compare_digest(sign(key, expires, secret), signature)
+
+
+def get_store(settings: Settings | None = None) -> ResultStore:
+    """The store from settings, or from a saved prefect-aws S3Bucket block when one is named."""
+    settings = settings or get_settings()
+    if settings.store_block:
+        return _store_from_block(settings.store_block, settings)
+    import os
+
+    return ResultStore(
+        url=settings.resolved_store_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+        key_id=os.environ.get("AWS_ACCESS_KEY_ID"), secret=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    )
+
+
+def _store_from_block(name: str, settings: Settings) -> ResultStore:
+    from prefect_aws import S3Bucket
+
+    block = S3Bucket.load(name)
+    creds = block.credentials
+    params = getattr(creds, "aws_client_parameters", None)
+    endpoint = getattr(params, "endpoint_url", None) if params else None
+    secret = creds.aws_secret_access_key
+    return ResultStore(
+        url=f"s3://{block.bucket_name}/{block.bucket_folder}".rstrip("/"),
+        endpoint_url=endpoint or settings.s3_endpoint_url,
+        region=getattr(creds, "region_name", None) or settings.s3_region,
+        key_id=creds.aws_access_key_id,
+        secret=secret.get_secret_value() if secret is not None else None,
+    )

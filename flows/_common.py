@@ -1,0 +1,68 @@
+"""What every task-type flow shares: failing with a message a user can act on, and callbacks."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.states import Failed, State
+
+from eotasks.answers import TASK_TYPE_BY_STATE, failure_message, stage_from_task_runs
+from eotasks.callbacks import send_callback
+from eotasks.db import TaskRecord, session
+from eotasks.errors import UserError
+from eotasks.store import get_store
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+
+
+def safe_name(text: str, limit: int = 120) -> str:
+    """Characters unsafe in file names become '_' (SPEC: name from name_alias or bm_type)."""
+    return _UNSAFE.sub("_", text).strip("._")[:limit] or "result"
+
+
+def fail(exc: BaseException) -> State:
+    """A Failed state whose message is what the client is told."""
+    logger = get_run_logger()
+    if isinstance(exc, UserError):
+        logger.error("task failed: %s", exc.message)
+        return Failed(message=exc.message)
+    logger.exception("internal error", exc_info=exc)
+    return Failed(message=failure_message("FAILED", None))
+
+
+def _stage(flow_run_id: Any) -> str:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=50,
+        )
+    return stage_from_task_runs([r.name for r in reversed(runs)])
+
+
+def callback_hook(flow: Any, flow_run: Any, state: State) -> None:
+    """on_completion / on_failure / on_crashed / on_cancellation: POST the final answer if asked to."""
+    task_id = (flow_run.parameters or {}).get("task_id")
+    if not task_id:
+        return
+    with session() as s:
+        record = s.get(TaskRecord, task_id)
+    if record is None or not record.callback_url:
+        return
+    task_type = TASK_TYPE_BY_STATE.get(state.type.value, "failed")
+    body: dict[str, Any] = {"task_id": task_id, "task_type": task_type}
+    if task_type == "finished":
+        result = state.result(raise_on_failure=False)
+        if isinstance(result, dict) and result.get("files"):
+            body["result_url"] = get_store().download_url(result["files"][0])
+        elif isinstance(result, dict):
+            body.update(result)
+    else:
+        body.update(status=task_type, stage=_stage(flow_run.id), error=failure_message(state.type.value, state.message))
+    send_callback(record.callback_url, body)
+
+
+HOOKS = dict(on_completion=[callback_hook], on_failure=[callback_hook], on_crashed=[callback_hook], on_cancellation=[callback_hook])

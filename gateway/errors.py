@@ -1,0 +1,86 @@
+"""Every error is ``{"status": false, "error": "<one sentence>", "details": [{"field", "problem"}]}``."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from eotasks.models import TASK_TYPES
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, details: Iterable[tuple[str, str]] = (), headers: dict[str, str] | None = None):
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.details = [{"field": f, "problem": p} for f, p in details]
+        self.headers = headers or {}
+
+
+def error_response(status: int, error: str, details: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"status": False, "error": error, "details": details or []}, status_code=status, headers=headers)
+
+
+def _field(err: dict[str, Any]) -> str:
+    loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+    # Discriminated unions put the tag in the path: body -> bandmath -> params -> bbox.
+    if loc and loc[0] in TASK_TYPES:
+        loc = loc[1:]
+    if err.get("type") == "union_tag_invalid" or err.get("type") == "union_tag_not_found":
+        return "type"
+    ctx = err.get("ctx") or {}
+    if "field" in ctx and loc and loc[-1] == "params":
+        loc = loc + [ctx["field"]]
+    # Lists: bbox.0 -> bbox[0]
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "body"
+
+
+def _problem(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "json_invalid":
+        return "the body is not valid JSON"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return f"must be one of {', '.join(TASK_TYPES)}"
+    if kind == "extra_forbidden":
+        return "is not a parameter of this task type"
+    if kind == "missing":
+        return "is required"
+    msg = err.get("msg", "is invalid")
+    return msg.removeprefix("Value error, ")
+
+
+def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"field": _field(e), "problem": _problem(e)} for e in errors]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.error, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(exc.errors()))
+        if any(d["problem"] == "the body is not valid JSON" for d in details):
+            return error_response(400, "Malformed JSON in the request body", details)
+        first = details[0] if details else {"field": "body", "problem": "is invalid"}
+        return error_response(400, f"Invalid request: {first['field']} {first['problem']}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        text = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, text, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        import logging
+
+        logging.getLogger("eotasks.gateway").exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(500, "Internal server error; the operator has the details in the gateway log")

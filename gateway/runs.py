@@ -1,0 +1,103 @@
+"""The only code in the gateway that talks to Prefect: create a run, read its state and result, cancel.
+
+Deployment ids are looked up once and cached (``run_deployment`` would add a lookup per request);
+requests never wait on a run: GET polls the run's state by id.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelling
+
+from eotasks.answers import stage_from_task_runs
+from eotasks.settings import get_settings
+
+
+@dataclass
+class RunStatus:
+    state_type: str  # SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED, CRASHED, CANCELLING, CANCELLED, PAUSED
+    message: str | None
+    stage: str
+    result: Any = None
+
+
+class NotAvailable(Exception):
+    """No deployment serves this task type (yet)."""
+
+
+class PrefectRuns:
+    def __init__(self) -> None:
+        self._client: PrefectClient | None = None
+        self._deployments: dict[str, uuid.UUID] = {}
+        self._misses: dict[str, float] = {}
+
+    async def start(self) -> None:
+        self._client = get_client()
+        await self._client.__aenter__()
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.__aexit__(None, None, None)
+            self._client = None
+
+    @property
+    def client(self) -> PrefectClient:
+        assert self._client is not None, "PrefectRuns.start() was not awaited"
+        return self._client
+
+    async def deployment_id(self, task_type: str) -> uuid.UUID:
+        if task_type in self._deployments:
+            return self._deployments[task_type]
+        # A miss is re-checked at most every 5 s: the served deployments may still be starting.
+        if time.monotonic() - self._misses.get(task_type, -1e9) < 5:
+            raise NotAvailable(task_type)
+        try:
+            deployment = await self.client.read_deployment_by_name(f"{task_type}/{get_settings().deployment_suffix}")
+        except ObjectNotFound:
+            self._misses[task_type] = time.monotonic()
+            raise NotAvailable(task_type) from None
+        self._deployments[task_type] = deployment.id
+        return deployment.id
+
+    async def create(self, task_type: str, parameters: dict[str, Any], task_id: str, idempotency_key: str | None) -> uuid.UUID:
+        deployment_id = await self.deployment_id(task_type)
+        run = await self.client.create_flow_run_from_deployment(
+            deployment_id, parameters=parameters, tags=["eotasks", task_type],
+            idempotency_key=idempotency_key, name=f"{task_type}-{task_id[:8]}",
+        )
+        return run.id
+
+    async def status(self, flow_run_id: str, with_result: bool = True) -> RunStatus:
+        run = await self.client.read_flow_run(uuid.UUID(flow_run_id))
+        state = run.state
+        state_type = state.type.value if state else "PENDING"
+        stage = "authentication"
+        if state_type not in ("SCHEDULED", "PENDING"):
+            task_runs = await self.client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
+                sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=50,
+            )
+            stage = stage_from_task_runs([t.name for t in reversed(task_runs)])
+        result = None
+        if state_type == "COMPLETED" and with_result and state is not None:
+            result = await state.aresult()
+        return RunStatus(state_type, state.message if state else None, stage, result)
+
+    async def states(self, flow_run_ids: list[str]) -> dict[str, str]:
+        if not flow_run_ids:
+            return {}
+        runs = await self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(i) for i in flow_run_ids]))
+        )
+        return {str(r.id): (r.state.type.value if r.state else "PENDING") for r in runs}
+
+    async def cancel(self, flow_run_id: str) -> None:
+        await self.client.set_flow_run_state(uuid.UUID(flow_run_id), Cancelling(message="Cancelled by the client"))
