@@ -45,8 +45,8 @@ class Grid:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
         return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
 
 
@@ -73,8 +73,8 @@ def centre_window(bounds: tuple[float, float, float, float], transform: Affine, 
     """Pixels of a north-up grid whose centres lie within ``bounds``; None when there are none."""
     minx, miny, maxx, maxy = bounds
     inv = ~transform
-    c0, r0 = inv * (minx, maxy)
-    c1, r1 = inv * (maxx, miny)
+    c0, r0 = inv @ (minx, maxy)
+    c1, r1 = inv @ (maxx, miny)
     col_start = max(math.ceil(c0 - 0.5), 0)
     col_stop = min(math.floor(c1 - 0.5) + 1, width)
     row_start = max(math.ceil(r0 - 0.5), 0)

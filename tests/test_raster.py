@@ -1,0 +1,121 @@
+"""Raster maths against independent rasterio + numpy + shapely computations on real pixels."""
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from pyproj import Transformer
+from rasterio.io import MemoryFile
+from rasterio.windows import from_bounds
+from shapely.geometry import Polygon
+
+from eotasks.errors import AOIError
+from eotasks.raster.aoi import aoi_from_bbox
+from eotasks.raster.bandmath import NODATA, compute_indices
+from eotasks.raster.cog import cog_bytes
+from eotasks.raster.crop import Asset, crop_to_aoi
+from eotasks.raster.indices import compile_expressions
+from eotasks.raster.stats import summarize
+from eotasks.sensors import SENSORS
+from tests.conftest import CROP_DIR
+
+S2 = SENSORS["sentinel2"]
+# A triangle inside the 3 x 3 km crop (lon/lat).
+TRIANGLE = Polygon([(-75.6595, 37.6985), (-75.6420, 37.6960), (-75.6500, 37.7160)])
+
+
+def assets(scale=1e-4, offset=0.0):
+    return {b: Asset(str(CROP_DIR / f"{b}.tif"), S2.band(b).resolution, scale, offset, 0) for b in ("B02", "B03", "B04", "B08", "B05", "B11", "B01")}
+
+
+def independent_ndvi(polygon_ll, res_band="B04"):
+    """NDVI on pixels whose centres are inside the polygon, computed without eotasks."""
+    with rasterio.open(CROP_DIR / "B04.tif") as red, rasterio.open(CROP_DIR / "B08.tif") as nir:
+        to_utm = Transformer.from_crs(4326, red.crs, always_xy=True)
+        xs, ys = to_utm.transform(*np.array(polygon_ll.exterior.coords).T)
+        poly = Polygon(zip(xs, ys))
+        t = red.transform
+        cx = t.c + (np.arange(red.width) + 0.5) * t.a
+        cy = t.f + (np.arange(red.height) + 0.5) * t.e
+        cols = np.nonzero((cx >= poly.bounds[0]) & (cx <= poly.bounds[2]))[0]
+        rows = np.nonzero((cy >= poly.bounds[1]) & (cy <= poly.bounds[3]))[0]
+        window = rasterio.windows.Window(cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
+        r = red.read(1, window=window).astype(np.float64) / 10000
+        n = nir.read(1, window=window).astype(np.float64) / 10000
+        gx, gy = np.meshgrid(cx[cols], cy[rows])
+        inside = shapely.contains_xy(poly, gx, gy)
+        return (n - r) / (n + r), inside, red.window_transform(window)
+
+
+def test_ndvi_over_polygon_equals_independent_computation():
+    programs = compile_expressions("NDVI", S2)
+    cropped = crop_to_aoi(assets(), ["B08", "B04"], TRIANGLE, mask_outside=True)
+    out = compute_indices(programs, cropped)[0]
+    expected, inside, transform = independent_ndvi(TRIANGLE)
+    assert cropped.grid.transform == transform
+    assert out.shape == expected.shape
+    assert np.array_equal(out != NODATA, inside)
+    np.testing.assert_allclose(out[inside], expected[inside].astype(np.float32), atol=1e-6)
+    assert (out[~inside] == NODATA).all()
+
+
+def test_bands_of_different_resolutions_are_averaged_onto_the_coarsest_grid():
+    cropped = crop_to_aoi(assets(), ["B04", "B11"], TRIANGLE, mask_outside=False)
+    assert cropped.grid.transform.a == 20.0
+    with rasterio.open(CROP_DIR / "B04.tif") as red:
+        w = from_bounds(*cropped.grid.bounds, transform=red.transform)
+        fine = red.read(1, window=w).astype(np.float64)
+    h, wd = cropped.grid.height, cropped.grid.width
+    expected = fine.reshape(h, 2, wd, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(cropped.data["B04"], expected, atol=0.5)  # uint16 result of a mean
+
+
+def test_bbox_crops_without_masking_and_outside_aoi_is_an_error():
+    bbox = [-75.66, 37.70, -75.64, 37.715]
+    cropped = crop_to_aoi(assets(), ["B04"], aoi_from_bbox(bbox), mask_outside=False)
+    assert cropped.inside.all() and cropped.grid.width > 100
+    with pytest.raises(AOIError, match="does not intersect"):
+        crop_to_aoi(assets(), ["B04"], aoi_from_bbox([10, 10, 10.1, 10.1]), mask_outside=True)
+
+
+def test_reflectance_scaling_l1c_l2a_and_landsat():
+    dn = np.array([[0, 1000, 2500]], dtype=np.uint16)
+    cropped = crop_to_aoi(assets(), ["B04"], None, mask_outside=False)
+    for scale, offset, expected in [(1e-4, 0.0, dn / 10000), (1e-4, -0.1, (dn.astype(float) - 1000) / 10000),
+                                    (2.75e-5, -0.2, dn * 0.0000275 - 0.2)]:
+        cropped.assets["B04"] = Asset("x", 10, scale, offset, 0)
+        cropped.data["B04"] = dn
+        np.testing.assert_allclose(cropped.reflectance("B04"), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_nodata_and_division_by_zero_give_nodata_never_inf():
+    cropped = crop_to_aoi(assets(), ["B04", "B08"], None, mask_outside=False)
+    cropped.data["B04"][0, :3] = [0, 5, 5]  # 0 is nodata
+    cropped.data["B08"][0, :3] = [100, 5, 0]
+    cropped.valid = {b: v != 0 for b, v in cropped.data.items()}  # as crop_to_aoi derives them
+    out = compute_indices(compile_expressions("B08 / (B08 - B04), log(B04 - B08)", S2), cropped)
+    assert out[0, 0, 0] == NODATA  # B04 nodata
+    assert out[0, 0, 1] == NODATA  # 5 / 0
+    assert out[1, 0, 2] != NODATA and out[1, 0, 1] == NODATA  # log(0) = -inf
+    assert np.isfinite(out).all()
+
+
+def test_cog_is_tiled_deflate_float32_with_nodata_and_georeferencing():
+    data = np.random.default_rng(1).random((2, 700, 600)).astype(np.float32)
+    transform = rasterio.transform.from_origin(440000, 4170000, 10, 10)
+    with MemoryFile(cog_bytes(data, "EPSG:32618", transform, -9999.0, ["a", "b"])) as mem, mem.open() as ds:
+        assert ds.profile["blockxsize"] == 512 and ds.profile["compress"] == "deflate" and ds.dtypes == ("float32", "float32")
+        assert ds.nodata == -9999.0 and ds.crs.to_epsg() == 32618 and ds.transform == transform
+        assert ds.descriptions == ("a", "b")
+        np.testing.assert_array_equal(ds.read(), data)
+
+
+def test_summarize_against_numpy():
+    v = np.random.default_rng(3).normal(0.4, 0.2, 10_001)
+    s = summarize(v)
+    assert s["variance"] == pytest.approx(np.var(v), rel=1e-12) and s["std"] == pytest.approx(np.std(v), rel=1e-12)
+    assert s["q1"] == pytest.approx(np.percentile(v, 25)) and s["p90"] == pytest.approx(np.percentile(v, 90))
+    assert s["median"] == pytest.approx(np.median(v)) and s["average"] == pytest.approx(v.mean())
+    assert summarize(np.array([1.0, 2.0, 3.0, 4.0]))["q1"] == 1.75  # linear interpolation
+    with pytest.raises(ValueError):
+        summarize(np.array([]))
