@@ -92,6 +92,15 @@ class AOIParams(_Params):
             raise _err("geometry", "must be a bare GeoJSON geometry (Polygon or MultiPolygon), not a Feature")
         if kind not in ("Polygon", "MultiPolygon"):
             raise _err("geometry", "must be a GeoJSON Polygon or MultiPolygon, got {got}", got=repr(kind))
+        polygons = v.get("coordinates")
+        polygons = [polygons] if kind == "Polygon" else polygons
+        try:
+            rings = [ring for polygon in polygons for ring in polygon]
+            closed = all(len(r) >= 4 and list(r[0]) == list(r[-1]) for r in rings)
+        except TypeError:
+            raise _err("geometry", "has malformed coordinates") from None
+        if not rings or not closed:
+            raise _err("geometry", "has a ring that is not closed (a ring needs 4 or more positions, the last equal to the first)")
         try:
             geom = shape(v)
         except Exception as exc:  # shapely raises many types on malformed coordinates

@@ -12,7 +12,7 @@ import logging
 import re
 import uuid
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Union
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -23,7 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eotasks.answers import TASK_TYPE_BY_STATE, failure_message
 from eotasks.callbacks import check_callback_url
 from eotasks.db import ApiKey, CropperRecord, TaskRecord, init_db, session
-from eotasks.models import ErrorBody, TaskAccepted, TaskRequest
+from eotasks.models import BandmathRequest, ErrorBody, JpegRequest, LbeRequest, MtStatsRequest, TaskAccepted
+
+TaskUnion = Union[BandmathRequest, LbeRequest, JpegRequest, MtStatsRequest]
 from eotasks.settings import get_settings
 from eotasks.store import get_store, verify
 from gateway import errors
@@ -92,7 +94,7 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     # --- tasks ------------------------------------------------------------------------------------
-    async def submit(request: Request, task: TaskRequest = Body(...), key: ApiKey = Depends(require_key)) -> JSONResponse:
+    async def submit(request: Request, task: Annotated[TaskUnion, Body(discriminator="type")], key: ApiKey = Depends(require_key)) -> JSONResponse:
         raw = await request.json()
         body_hash = hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         idem = request.headers.get("idempotency-key")

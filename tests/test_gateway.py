@@ -1,0 +1,245 @@
+"""The gateway's contract without Prefect: a fake runs layer stands in for the server."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from eotasks.db import TaskRecord, create_api_key, init_db, revoke_api_key, session
+from gateway.app import create_app
+from gateway.runs import NotAvailable, RunStatus
+
+VIEW = "S2/18/S/VG/2020/6/15/0"
+POLY = {"type": "Polygon", "coordinates": [[[-75.65, 37.65], [-75.60, 37.64], [-75.62, 37.70], [-75.65, 37.65]]]}
+
+
+class FakeRuns:
+    def __init__(self):
+        self.created: list[dict] = []
+        self.cancelled: list[str] = []
+        self.state = "RUNNING"
+
+    async def start(self):
+        pass
+
+    async def stop(self):
+        pass
+
+    async def create(self, task_type, parameters, task_id, idempotency_key):
+        if task_type != "bandmath":
+            raise NotAvailable(task_type)
+        self.created.append(parameters)
+        return uuid.uuid4()
+
+    async def status(self, flow_run_id, with_result=True):
+        return RunStatus(self.state, "Scene with given ID does not exist" if self.state == "FAILED" else None, "crop")
+
+    async def states(self, ids):
+        return {i: self.state for i in ids}
+
+    async def cancel(self, flow_run_id):
+        self.cancelled.append(flow_run_id)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return FakeRuns()
+
+
+@pytest.fixture(scope="module")
+def client(runs):
+    init_db()
+    with TestClient(create_app(runs)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def key():
+    return create_api_key("gateway-test")[0]
+
+
+@pytest.fixture(scope="module")
+def other_key():
+    return create_api_key("gateway-other")[0]
+
+
+def post(client, key, body, **kw):
+    return client.post("/api", params={"api_key": key}, json=body, **kw)
+
+
+def good(**params):
+    return {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "geometry": POLY, **params}}
+
+
+def test_submit_and_poll(client, key, runs):
+    r = post(client, key, good(reference="field 7"))
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["status"] == "authentication" and body["task_timeout"] == 172800
+    assert uuid.UUID(body["task_id"]).version == 4 and r.headers["X-Request-Id"] == body["req_id"]
+    assert runs.created[-1]["params"]["bm_type"] == "NDVI"
+    g = client.get(f"/api/{body['task_id']}", headers={"x-api-key": key})
+    assert g.status_code == 200
+    assert g.json() == {"task_type": "started", "status": "started", "stage": "crop", "reference": "field 7",
+                        "token": g.json()["token"], "result_url": "", "client_id": 0, "download_id": 0, "task_id": body["task_id"]}
+    assert key not in g.text and g.json()["token"].startswith("apk.")
+    # The gdw path form serves the same.
+    assert client.get(f"/api/gdw/api/{body['task_id']}", params={"api_key": key}).status_code == 200
+
+
+def test_failed_task_reports_stage_and_message(client, key, runs):
+    task_id = post(client, key, good()).json()["task_id"]
+    runs.state = "FAILED"
+    try:
+        g = client.get(f"/api/{task_id}", params={"api_key": key}).json()
+    finally:
+        runs.state = "RUNNING"
+    assert g == {"task_type": "failed", "status": "failed", "stage": "crop", "error": "Scene with given ID does not exist", "task_id": task_id}
+
+
+def test_idempotency_key(client, key, runs):
+    h = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    a = post(client, key, good(), headers=h)
+    n = len(runs.created)
+    b = post(client, key, good(), headers=h)
+    assert a.status_code == b.status_code == 202 and a.json()["task_id"] == b.json()["task_id"]
+    assert len(runs.created) == n  # no second run
+    c = post(client, key, good(bm_type="NDWI"), headers=h)
+    assert c.status_code == 409 and c.json()["status"] is False
+
+
+def test_another_keys_task_is_404(client, key, other_key):
+    task_id = post(client, key, good()).json()["task_id"]
+    r = client.get(f"/api/{task_id}", params={"api_key": other_key})
+    assert r.status_code == 404 and r.json()["error"] == "Task not found"
+    assert client.delete(f"/api/{task_id}", params={"api_key": other_key}).status_code == 404
+
+
+def test_cancel_and_list(client, key, runs):
+    task_id = post(client, key, good(reference="to cancel")).json()["task_id"]
+    r = client.delete(f"/api/{task_id}", params={"api_key": key})
+    assert r.status_code == 200 and r.json()["task_type"] == "cancelled" and runs.cancelled
+    listing = client.get("/api", params={"api_key": key, "limit": 2}).json()
+    assert listing["meta"]["found"] >= 3 and len(listing["tasks"]) == 2
+    assert listing["tasks"][0]["task_id"] == task_id  # newest first
+
+
+def test_revoked_key_is_403(client):
+    k, _ = create_api_key("to-revoke")
+    assert revoke_api_key("to-revoke") == 1
+    r = post(client, k, good())
+    assert r.status_code == 403 and "revoked" in r.json()["error"]
+
+
+def test_cropper_ref_round_trip(client, key):
+    feature = {"type": "Feature", "properties": {}, "geometry": POLY}
+    a = client.post("/api/render/cropper/", params={"api_key": key}, json=feature).json()
+    b = client.post("/api/render/cropper/", params={"api_key": key}, json=feature).json()
+    assert a == b and len(a["cropper_ref"]) == 32
+    r = post(client, key, {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "cropper_ref": a["cropper_ref"]}})
+    assert r.status_code == 202
+
+
+def test_signed_download_urls_are_checked(client):
+    r = client.get("/api/download/x/y.tif", params={"expires": 9999999999, "signature": "0" * 64})
+    assert r.status_code == 403
+    r = client.get("/api/download/../../etc/passwd", params={"expires": 9999999999, "signature": "0" * 64})
+    assert r.status_code in (403, 404)
+
+
+BAD_REQUESTS = [
+    # (description, body or raw text, expected status, field named in details)
+    ("malformed JSON", "{not json", 400, None),
+    ("body is a list", [1, 2], 400, None),
+    ("unknown type", {"type": "nope", "params": {}}, 400, "type"),
+    ("missing type", {"params": {}}, 400, "type"),
+    ("missing params", {"type": "bandmath"}, 400, "params"),
+    ("params not an object", {"type": "bandmath", "params": 3}, 400, "params"),
+    ("unknown top-level field", {**good(), "colour": 1}, 400, "colour"),
+    ("unknown parameter", good(colour="red"), 400, "params.colour"),
+    ("missing view_id", {"type": "bandmath", "params": {"bm_type": "NDVI"}}, 400, "params.view_id"),
+    ("view_id malformed", good(view_id="S2/garbage"), 400, "params.view_id"),
+    ("view_id bad date", good(view_id="S2/18/S/VG/2020/2/31/0"), 400, "params.view_id"),
+    ("view_id wrong type", good(view_id=42), 400, "params.view_id"),
+    ("missing bm_type", {"type": "bandmath", "params": {"view_id": VIEW}}, 400, "params.bm_type"),
+    ("empty bm_type", good(bm_type=" "), 400, "params.bm_type"),
+    ("unknown band", good(bm_type="B99 + B04"), 400, "params.bm_type"),
+    ("unknown alias", good(bm_type="NOTANINDEX"), 400, "params.bm_type"),
+    ("syntax error", good(bm_type="(B04 - B08"), 400, "params.bm_type"),
+    ("dunder name", good(bm_type="__import__"), 400, "params.bm_type"),
+    ("deep nesting", good(bm_type="(" * 300 + "B04" + ")" * 300), 400, "params.bm_type"),
+    ("unknown function", good(bm_type="system(B04)"), 400, "params.bm_type"),
+    ("landsat band on S2", good(bm_type="QA_PIXEL"), 400, "params.bm_type"),
+    ("bbox three numbers", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [1, 2, 3]}}, 400, "params.bbox"),
+    ("bbox min > max", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [2, 2, 1, 3]}}, 400, "params.bbox"),
+    ("bbox out of range", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [-200, 0, 1, 1]}}, 400, "params.bbox"),
+    ("bbox strings", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": ["a", 0, 1, 1]}}, 400, "params.bbox[0]"),
+    ("bbox and geometry", good(bbox=[-75.65, 37.64, -75.6, 37.7]), 400, "params.geometry"),
+    ("geometry is a Feature", good(geometry={"type": "Feature", "geometry": POLY}), 400, "params.geometry"),
+    ("geometry is a Point", good(geometry={"type": "Point", "coordinates": [0, 0]}), 400, "params.geometry"),
+    ("geometry self-intersecting", good(geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}), 400, "params.geometry"),
+    ("geometry ring not closed", good(geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0]]]}), 400, "params.geometry"),
+    ("geometry garbage coordinates", good(geometry={"type": "Polygon", "coordinates": "x"}), 400, "params.geometry"),
+    ("AOI too large", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [-80, 30, -70, 40]}}, 400, "params.bbox"),
+    ("cropper_ref malformed", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "cropper_ref": "../x"}}, 400, "params.cropper_ref"),
+    ("reference too long", good(reference="x" * 300), 400, "params.reference"),
+    ("name_alias too long", good(name_alias="x" * 300), 400, "params.name_alias"),
+    ("callback to loopback", {**good(), "callback_url": "http://127.0.0.1:9/hook"}, 400, "callback_url"),
+    ("callback not http", {**good(), "callback_url": "file:///etc/passwd"}, 400, "callback_url"),
+    ("lbe not available yet", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04"], "geometry": POLY}}, 400, "type"),
+    ("lbe duplicated bands", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04", "b4"], "geometry": POLY}}, 400, "params.bands"),
+    ("jpeg two expressions", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "B04,B03"}}, 400, "params.bm_type"),
+    ("jpeg bad levels", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "1,0"}}, 400, "params.levels"),
+    ("mt_stats end before start", {"type": "mt_stats", "params": {"date_start": "2023-05-01", "date_end": "2023-01-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "params.date_end"),
+    ("mt_stats unknown sensor", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "sensors": ["hubble"], "geometry": POLY}}, 400, "params.sensors"),
+    ("mt_stats limit 0", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "limit": 0, "geometry": POLY}}, 400, "params.limit"),
+    ("mt_stats cloud 101", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "max_cloud_cover_in_aoi": 101, "geometry": POLY}}, 400, "params.max_cloud_cover_in_aoi"),
+]
+
+
+@pytest.mark.parametrize("what, body, code, field", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_requests_are_clear_400s(client, key, what, body, code, field):
+    if isinstance(body, str):
+        r = client.post("/api", params={"api_key": key}, content=body, headers={"Content-Type": "application/json"})
+    else:
+        r = post(client, key, body)
+    assert r.status_code == code, r.text
+    payload = r.json()
+    assert payload["status"] is False and payload["error"] and "Traceback" not in r.text
+    if field:
+        assert field in [d["field"] for d in payload["details"]], payload
+
+
+def test_key_errors(client, key):
+    assert post(client, None, good()).status_code == 401
+    r = client.post("/api", json=good())
+    assert r.status_code == 401 and r.json()["details"][0]["field"] == "api_key"
+    assert post(client, "apk." + "0" * 64, good()).status_code == 403
+    assert client.get("/api/not-a-uuid", params={"api_key": key}).status_code == 404
+    assert client.get(f"/api/{uuid.uuid4()}", params={"api_key": key}).status_code == 404
+
+
+def test_body_over_limit_is_413(client, key):
+    r = client.post("/api", params={"api_key": key}, content=b"{" + b" " * 2_000_000 + b"}", headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["status"] is False
+
+
+def test_rate_limit_is_429_with_retry_after(runs):
+    from gateway.auth import RateLimiter
+
+    app = create_app(runs)
+    app.state.rate_limiter = RateLimiter(3)
+    k, _ = create_api_key("rate-limited")
+    with TestClient(app) as c:
+        codes = [c.get("/api", params={"api_key": k}).status_code for _ in range(5)]
+        r = c.get("/api", params={"api_key": k})
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+def test_openapi_documents_the_request_models(client):
+    spec = client.get("/openapi.json").json()
+    assert "BandmathParams" in spec["components"]["schemas"] and "/api/{task_id}" in spec["paths"]
+    assert client.get("/docs").status_code == 200
