@@ -1,0 +1,21 @@
+# The two commands: `make up` (start everything on the embedded default) and `make test`.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# Compiled bytecode goes to a cache folder: with PYTHONDONTWRITEBYTECODE every Prefect process
+# would recompile Prefect (seconds per process).
+export PYTHONPYCACHEPREFIX ?= $(HOME)/.cache/eotasks-pycache
+unexport PYTHONDONTWRITEBYTECODE
+
+.PHONY: up test install bootstrap
+
+bootstrap:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+install: bootstrap
+	$(UV) sync --frozen
+
+up: install
+	$(UV) run --frozen eotasks up
+
+test: install
+	$(UV) run --frozen pytest

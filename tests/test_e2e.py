@@ -1,0 +1,168 @@
+"""End to end: real Prefect server, served deployments and gateway processes; local store and S3.
+
+One Prefect server for the module; for each store a serve process and a gateway are started with
+the same environment `eotasks up` uses, and stopped by process id.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import httpx
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from pyproj import Transformer
+from rasterio.io import MemoryFile
+from rasterio.windows import Window
+from shapely.geometry import Polygon
+
+from eotasks.catalog.ingest import ingest_folder
+from eotasks.db import create_api_key, init_db
+from eotasks.launcher import Service, free_port, service_env, wait_http
+from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
+
+pytestmark = pytest.mark.e2e
+
+TRIANGLE = [(-75.6595, 37.6985), (-75.6420, 37.6960), (-75.6500, 37.7160), (-75.6595, 37.6985)]
+GEOMETRY = {"type": "Polygon", "coordinates": [[list(p) for p in TRIANGLE]]}
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    service = Service(service_env(root, port), root / "logs")
+    try:
+        service.start_prefect_server(port, timeout=180)
+        yield port
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_s3(tmp_path_factory):
+    root = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    service = Service(service_env(root, 0), root / "logs")
+    service.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/moto-api/", 60, what="moto server")
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="eotasks-results")
+        yield endpoint
+    finally:
+        service.stop()
+
+
+def start_stack(root: Path, prefect_port: int, extra: dict[str, str]) -> tuple[Service, str, str]:
+    """Database with the real sample and a key, then serve + gateway; returns (service, base URL, key)."""
+    gateway_port = free_port()
+    env = service_env(root, prefect_port, {"EOTASKS_PORT": str(gateway_port), **extra})
+    db_url = f"sqlite:///{root / 'eotasks.db'}"
+    init_db(db_url)
+    ingest_folder(CROP_DIR, "sentinel2", view_id=SAMPLE_VIEW_ID, platform="S2A", url=db_url)
+    key, _ = create_api_key("e2e", url=db_url)
+    service = Service(env, root / "logs")
+    try:
+        service.start_serve(["bandmath/eotasks"])
+        service.start_gateway("127.0.0.1", gateway_port)
+    except Exception:
+        service.stop()
+        raise
+    return service, f"http://127.0.0.1:{gateway_port}", key
+
+
+def wait_for_end(client: httpx.Client, base: str, key: str, task_id: str, timeout: float = 180) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        r = client.get(f"{base}/api/{task_id}", params={"api_key": key})
+        if r.status_code == 303 or r.json().get("task_type") not in ("created", "started"):
+            return r
+        seen.append((r.json()["task_type"], r.json()["stage"]))
+        time.sleep(0.5)
+    raise TimeoutError(f"task {task_id} did not end; states seen: {seen[-5:]}")
+
+
+def expected_ndvi():
+    """Independent NDVI: rasterio reads of the pixels whose centres are inside the triangle."""
+    with rasterio.open(CROP_DIR / "B04.tif") as red, rasterio.open(CROP_DIR / "B08.tif") as nir:
+        xs, ys = Transformer.from_crs(4326, red.crs, always_xy=True).transform(*np.array(TRIANGLE).T)
+        poly = Polygon(zip(xs, ys))
+        t = red.transform
+        cx = t.c + (np.arange(red.width) + 0.5) * t.a
+        cy = t.f + (np.arange(red.height) + 0.5) * t.e
+        cols = np.nonzero((cx >= poly.bounds[0]) & (cx <= poly.bounds[2]))[0]
+        rows = np.nonzero((cy >= poly.bounds[1]) & (cy <= poly.bounds[3]))[0]
+        w = Window(cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
+        r = red.read(1, window=w) / 10000.0
+        n = nir.read(1, window=w) / 10000.0
+        inside = shapely.contains_xy(poly, *np.meshgrid(cx[cols], cy[rows]))
+        return ((n - r) / (n + r)).astype(np.float32), inside, red.window_transform(w)
+
+
+def check_ndvi_tif(data: bytes) -> None:
+    expected, inside, transform = expected_ndvi()
+    with MemoryFile(data) as mem, mem.open() as ds:
+        assert ds.driver == "GTiff" and ds.count == 1 and ds.dtypes == ("float32",)
+        assert ds.nodata == -9999.0 and ds.crs.to_epsg() == 32618
+        assert ds.transform == transform and ds.shape == expected.shape
+        assert ds.profile["blockxsize"] == 512 and ds.profile["compress"] == "deflate"
+        out = ds.read(1)
+    np.testing.assert_allclose(out[inside], expected[inside], atol=1e-6)
+    assert (out[~inside] == -9999.0).all()
+    assert inside.sum() > 1000
+
+
+def run_bandmath(base: str, key: str, db_url: str) -> None:
+    with httpx.Client(timeout=30) as client:
+        r = client.post(f"{base}/api", params={"api_key": key},
+                        json={"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}})
+        assert r.status_code == 202, r.text
+        task_id = r.json()["task_id"]
+        # A scene that does not exist is accepted and fails at scene_lookup.
+        missing = client.post(f"{base}/api", headers={"x-api-key": key},
+                              json={"type": "bandmath", "params": {"view_id": "S2/18/S/VG/2021/1/1/0", "bm_type": "NDVI"}}).json()["task_id"]
+        done = wait_for_end(client, base, key, task_id)
+        assert done.status_code == 303, done.text
+        url = done.headers["Location"]
+        assert done.text == url and "S2A_tile_20200615_18SVG_0_NDVI.TIF" in url
+        file = client.get(url)
+        assert file.status_code == 200
+        check_ndvi_tif(file.content)
+        info = client.get(f"{base}/api/{task_id}", params={"api_key": key, "redirect": "false"}).json()
+        assert info["task_type"] == "finished" and info["files"] == ["S2A_tile_20200615_18SVG_0_NDVI.TIF"]
+        failed = wait_for_end(client, base, key, missing).json()
+        assert failed == {"task_type": "failed", "status": "failed", "stage": "scene_lookup",
+                          "error": "Scene with given ID does not exist", "task_id": missing}
+        other_key, _ = create_api_key("intruder", url=db_url)
+        assert client.get(f"{base}/api/{task_id}", params={"api_key": other_key}).status_code == 404
+
+
+def test_bandmath_end_to_end_local_store(prefect_server, tmp_path):
+    service, base, key = start_stack(tmp_path, prefect_server, {})
+    try:
+        run_bandmath(base, key, f"sqlite:///{tmp_path / 'eotasks.db'}")
+        assert list((tmp_path / "results").glob("*/S2A_tile_20200615_18SVG_0_NDVI.TIF"))
+    finally:
+        service.stop()
+
+
+def test_bandmath_end_to_end_s3_store(prefect_server, moto_s3, tmp_path):
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    service, base, key = start_stack(tmp_path, prefect_server, {
+        "EOTASKS_STORE_URL": "s3://eotasks-results/runs", "EOTASKS_S3_ENDPOINT_URL": moto_s3, **creds})
+    try:
+        run_bandmath(base, key, f"sqlite:///{tmp_path / 'eotasks.db'}")
+        s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results").get("Contents", [])]
+        assert any(k.startswith("runs/") and k.endswith("_NDVI.TIF") for k in keys), keys
+        assert not (tmp_path / "results").exists()  # nothing went to the local folder
+    finally:
+        service.stop()
