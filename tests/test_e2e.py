@@ -120,10 +120,39 @@ def check_ndvi_tif(data: bytes) -> None:
     assert inside.sum() > 1000
 
 
-def run_bandmath(base: str, key: str, db_url: str) -> None:
+class CallbackListener:
+    """A loopback HTTP server that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def run_bandmath(base: str, key: str, db_url: str, callback_url: str | None = None) -> str:
     with httpx.Client(timeout=30) as client:
-        r = client.post(f"{base}/api", params={"api_key": key},
-                        json={"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}})
+        body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}}
+        if callback_url:
+            body["callback_url"] = callback_url
+        r = client.post(f"{base}/api", params={"api_key": key}, json=body)
         assert r.status_code == 202, r.text
         task_id = r.json()["task_id"]
         # A scene that does not exist is accepted and fails at scene_lookup.
@@ -143,14 +172,24 @@ def run_bandmath(base: str, key: str, db_url: str) -> None:
                           "error": "Scene with given ID does not exist", "task_id": missing}
         other_key, _ = create_api_key("intruder", url=db_url)
         assert client.get(f"{base}/api/{task_id}", params={"api_key": other_key}).status_code == 404
+        return task_id
 
 
 def test_bandmath_end_to_end_local_store(prefect_server, tmp_path):
-    service, base, key = start_stack(tmp_path, prefect_server, {})
+    # The operator allows loopback callbacks here (they are refused by default: see test_gateway).
+    service, base, key = start_stack(tmp_path, prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true"})
+    listener = CallbackListener()
     try:
-        run_bandmath(base, key, f"sqlite:///{tmp_path / 'eotasks.db'}")
+        task_id = run_bandmath(base, key, f"sqlite:///{tmp_path / 'eotasks.db'}", callback_url=listener.url)
         assert list((tmp_path / "results").glob("*/S2A_tile_20200615_18SVG_0_NDVI.TIF"))
+        deadline = time.monotonic() + 30
+        while not listener.received and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [answer] = listener.received
+        assert answer["task_id"] == task_id and answer["task_type"] == "finished"
+        assert check_ndvi_tif(httpx.get(answer["result_url"]).content) is None  # the callback's URL works too
     finally:
+        listener.close()
         service.stop()
 
 
