@@ -6,7 +6,6 @@ Takes plain values (state type name, message, result, stage), never Prefect obje
 
 from __future__ import annotations
 
-from typing import Any
 
 STAGES = ("authentication", "scene_lookup", "crop", "index", "render", "stats", "publish")
 

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, Column, DateTime, event
+from sqlalchemy import JSON, Column, event
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 

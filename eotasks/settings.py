@@ -6,7 +6,6 @@ import functools
 import secrets
 from pathlib import Path
 
-from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 

@@ -14,17 +14,13 @@ import boto3
 import httpx
 import numpy as np
 import pytest
-import rasterio
-import shapely
-from pyproj import Transformer
 from rasterio.io import MemoryFile
-from rasterio.windows import Window
-from shapely.geometry import Polygon
 
 from eotasks.catalog.ingest import ingest_folder
 from eotasks.db import create_api_key, init_db
 from eotasks.launcher import Service, free_port, service_env, wait_http
 from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
+from tests.reference import independent_ndvi
 
 pytestmark = pytest.mark.e2e
 
@@ -90,25 +86,9 @@ def wait_for_end(client: httpx.Client, base: str, key: str, task_id: str, timeou
     raise TimeoutError(f"task {task_id} did not end; states seen: {seen[-5:]}")
 
 
-def expected_ndvi():
-    """Independent NDVI: rasterio reads of the pixels whose centres are inside the triangle."""
-    with rasterio.open(CROP_DIR / "B04.tif") as red, rasterio.open(CROP_DIR / "B08.tif") as nir:
-        xs, ys = Transformer.from_crs(4326, red.crs, always_xy=True).transform(*np.array(TRIANGLE).T)
-        poly = Polygon(zip(xs, ys))
-        t = red.transform
-        cx = t.c + (np.arange(red.width) + 0.5) * t.a
-        cy = t.f + (np.arange(red.height) + 0.5) * t.e
-        cols = np.nonzero((cx >= poly.bounds[0]) & (cx <= poly.bounds[2]))[0]
-        rows = np.nonzero((cy >= poly.bounds[1]) & (cy <= poly.bounds[3]))[0]
-        w = Window(cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
-        r = red.read(1, window=w) / 10000.0
-        n = nir.read(1, window=w) / 10000.0
-        inside = shapely.contains_xy(poly, *np.meshgrid(cx[cols], cy[rows]))
-        return ((n - r) / (n + r)).astype(np.float32), inside, red.window_transform(w)
-
-
 def check_ndvi_tif(data: bytes) -> None:
-    expected, inside, transform = expected_ndvi()
+    expected, inside, transform = independent_ndvi(TRIANGLE)
+    expected = expected.astype(np.float32)
     with MemoryFile(data) as mem, mem.open() as ds:
         assert ds.driver == "GTiff" and ds.count == 1 and ds.dtypes == ("float32",)
         assert ds.nodata == -9999.0 and ds.crs.to_epsg() == 32618

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from eotasks.db import TaskRecord, create_api_key, init_db, revoke_api_key, session
+from eotasks.db import create_api_key, init_db, revoke_api_key
 from gateway.app import create_app
 from gateway.runs import NotAvailable, RunStatus
 

@@ -3,8 +3,6 @@
 import numpy as np
 import pytest
 import rasterio
-import shapely
-from pyproj import Transformer
 from rasterio.io import MemoryFile
 from rasterio.windows import from_bounds
 from shapely.geometry import Polygon
@@ -18,6 +16,7 @@ from eotasks.raster.indices import compile_expressions
 from eotasks.raster.stats import summarize
 from eotasks.sensors import SENSORS
 from tests.conftest import CROP_DIR
+from tests.reference import independent_ndvi
 
 S2 = SENSORS["sentinel2"]
 # A triangle inside the 3 x 3 km crop (lon/lat).
@@ -28,30 +27,11 @@ def assets(scale=1e-4, offset=0.0):
     return {b: Asset(str(CROP_DIR / f"{b}.tif"), S2.band(b).resolution, scale, offset, 0) for b in ("B02", "B03", "B04", "B08", "B05", "B11", "B01")}
 
 
-def independent_ndvi(polygon_ll, res_band="B04"):
-    """NDVI on pixels whose centres are inside the polygon, computed without eotasks."""
-    with rasterio.open(CROP_DIR / "B04.tif") as red, rasterio.open(CROP_DIR / "B08.tif") as nir:
-        to_utm = Transformer.from_crs(4326, red.crs, always_xy=True)
-        xs, ys = to_utm.transform(*np.array(polygon_ll.exterior.coords).T)
-        poly = Polygon(zip(xs, ys))
-        t = red.transform
-        cx = t.c + (np.arange(red.width) + 0.5) * t.a
-        cy = t.f + (np.arange(red.height) + 0.5) * t.e
-        cols = np.nonzero((cx >= poly.bounds[0]) & (cx <= poly.bounds[2]))[0]
-        rows = np.nonzero((cy >= poly.bounds[1]) & (cy <= poly.bounds[3]))[0]
-        window = rasterio.windows.Window(cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
-        r = red.read(1, window=window).astype(np.float64) / 10000
-        n = nir.read(1, window=window).astype(np.float64) / 10000
-        gx, gy = np.meshgrid(cx[cols], cy[rows])
-        inside = shapely.contains_xy(poly, gx, gy)
-        return (n - r) / (n + r), inside, red.window_transform(window)
-
-
 def test_ndvi_over_polygon_equals_independent_computation():
     programs = compile_expressions("NDVI", S2)
     cropped = crop_to_aoi(assets(), ["B08", "B04"], TRIANGLE, mask_outside=True)
     out = compute_indices(programs, cropped)[0]
-    expected, inside, transform = independent_ndvi(TRIANGLE)
+    expected, inside, transform = independent_ndvi(list(TRIANGLE.exterior.coords))
     assert cropped.grid.transform == transform
     assert out.shape == expected.shape
     assert np.array_equal(out != NODATA, inside)
