@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path")
     p.add_argument("--sensor", required=True, help="sentinel2, sentinel2l2a, landsat8, landsat9 (or S2, S2L2A, L8, L9)")
     p.add_argument("--date", help="YYYY-MM-DD (checked against the view_id)")
-    p.add_argument("--view-id", required=True, help="e.g. S2/18/S/VG/2020/6/15/0 or L8/LC08_L1TP_...")
+    p.add_argument("--view-id", help="e.g. S2/18/S/VG/2020/6/15/0 or L8/LC08_L1TP_... (default: from the file names)")
     p.add_argument("--platform", help="S2A, S2B ... (for the Sentinel-2 scene_id)")
     p.add_argument("--cloud-cover", type=float, default=0.0)
     p.set_defaults(func=cmd_ingest_dir)

@@ -73,11 +73,13 @@ class ResultStore:
         ttl = ttl_s or settings.download_url_ttl_s
         if self.is_s3:
             import boto3
+            from botocore.config import Config
 
             bucket, _, prefix = self.url.removeprefix("s3://").partition("/")
             object_key = f"{prefix.strip('/')}/{safe_key(key)}" if prefix.strip("/") else safe_key(key)
             client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
-                                  aws_access_key_id=self.key_id, aws_secret_access_key=self.secret)
+                                  aws_access_key_id=self.key_id, aws_secret_access_key=self.secret,
+                                  config=Config(signature_version="s3v4"))
             return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": object_key}, ExpiresIn=ttl)
         expires = int(time.time()) + ttl
         sig = sign(key, expires, settings.resolved_signing_secret)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Union
@@ -27,7 +28,7 @@ from eotasks.models import BandmathRequest, ErrorBody, JpegRequest, LbeRequest, 
 
 TaskUnion = Union[BandmathRequest, LbeRequest, JpegRequest, MtStatsRequest]
 from eotasks.settings import get_settings
-from eotasks.store import get_store, verify
+from eotasks.store import ResultStore, get_store, verify
 from gateway import errors
 from gateway.auth import new_rate_limiter, require_key
 from gateway.errors import ApiError
@@ -145,7 +146,8 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
         files = result.get("files") or []
         if not files:  # statistics tasks answer with JSON
             return JSONResponse(result, headers=headers)
-        url = get_store().download_url(files[0])
+        store = await current_store(app)
+        url = await run_in_threadpool(store.download_url, files[0])
         if not redirect:
             return JSONResponse({"task_type": "finished", "status": "finished", "task_id": record.id, "result_url": url,
                                  "files": [f.split("/", 1)[-1] for f in files]}, headers=headers)
@@ -198,7 +200,7 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
     # --- downloads (embedded default: the gateway serves the local result store) ----------------------
     @app.get("/api/download/{key:path}", tags=["downloads"], summary="A result file, by a signed URL")
     async def download(key: str, expires: int = Query(...), signature: str = Query(...)) -> FileResponse:
-        store = get_store()
+        store = await current_store(app)
         if store.is_s3 or not verify(key, expires, signature, settings.resolved_signing_secret):
             raise ApiError(403, "The download link is invalid or has expired")
         try:
@@ -215,6 +217,17 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+async def current_store(app: FastAPI, ttl_s: float = 30.0) -> ResultStore:
+    """The result store, re-read every ``ttl_s`` so a block edited in the Prefect UI takes effect.
+    Loaded in a worker thread: a block's ``load`` is a coroutine inside an event loop."""
+    cached = getattr(app.state, "store", None)
+    now = time.monotonic()
+    if cached is None or now - cached[1] > ttl_s:
+        cached = (await run_in_threadpool(get_store), now)
+        app.state.store = cached
+    return cached[0]
 
 
 def _accepted(record: TaskRecord, timeout: int) -> JSONResponse:

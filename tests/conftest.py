@@ -33,3 +33,26 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'test.db'}"
     init_db(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory):
+    """A moto S3 server on loopback with an empty bucket 'eotasks-results'; yields its endpoint."""
+    import sys
+
+    import boto3
+
+    from eotasks.launcher import Service, free_port, service_env, wait_http
+
+    root = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    service = Service(service_env(root, 0), root / "logs")
+    service.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/moto-api/", 60, what="moto server")
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="eotasks-results")
+        yield endpoint
+    finally:
+        service.stop()

@@ -71,3 +71,26 @@ def test_ingest_real_sample_folder(db_url):
     assert len(list_scenes("sentinel2", db_url)) == 1
     with pytest.raises(ValueError, match="date"):
         ingest_folder(CROP_DIR, "S2", date=dt.date(2020, 1, 1), view_id="S2/18/S/VG/2020/6/15/0", url=db_url)
+
+
+def test_ingest_derives_the_view_id_from_landsat_and_sentinel2_file_names(tmp_path, sqlite_url):
+    import shutil
+
+    product = "LC08_L1TP_014034_20200105_20200115_01_T1"
+    landsat = tmp_path / product
+    landsat.mkdir()
+    shutil.copy(CROP_DIR / "B04.tif", landsat / f"{product}_B4.TIF")
+    (landsat / f"{product}_MTL.txt").write_text("GROUP = L1_METADATA_FILE\n")
+    record = ingest_folder(landsat, "L8", url=sqlite_url)
+    assert record.view_id == f"L8/{product}" and set(record.assets) == {"B4"}
+    assert (record.assets["B4"]["scale"], record.assets["B4"]["offset"]) == (2e-5, -0.1)  # Collection 1 TOA
+    assert record.metadata_files == {f"{product}_MTL.txt": str(landsat / f"{product}_MTL.txt")}
+    s2 = tmp_path / "s2"
+    s2.mkdir()
+    shutil.copy(CROP_DIR / "B08.tif", s2 / "T18SVG_20200615T155911_B08.tif")
+    assert ingest_folder(s2, "sentinel2", url=sqlite_url).view_id == "S2/18/S/VG/2020/6/15/0"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(CROP_DIR / "B08.tif", empty / "B08.tif")
+    with pytest.raises(ValueError, match="--view-id"):
+        ingest_folder(empty, "sentinel2", url=sqlite_url)

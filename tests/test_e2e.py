@@ -40,22 +40,6 @@ def prefect_server(tmp_path_factory):
         service.stop()
 
 
-@pytest.fixture(scope="module")
-def moto_s3(tmp_path_factory):
-    root = tmp_path_factory.mktemp("moto")
-    port = free_port()
-    service = Service(service_env(root, 0), root / "logs")
-    service.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
-    try:
-        wait_http(f"http://127.0.0.1:{port}/moto-api/", 60, what="moto server")
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket="eotasks-results")
-        yield endpoint
-    finally:
-        service.stop()
-
-
 def start_stack(root: Path, prefect_port: int, extra: dict[str, str]) -> tuple[Service, str, str]:
     """Database with the real sample and a key, then serve + gateway; returns (service, base URL, key)."""
     gateway_port = free_port()
@@ -155,6 +139,19 @@ def run_bandmath(base: str, key: str, db_url: str, callback_url: str | None = No
         return task_id
 
 
+def cancel_a_task(base: str, key: str) -> None:
+    """DELETE right after POST: the run is cancelled before it finishes and GET says so."""
+    with httpx.Client(timeout=30) as client:
+        body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}}
+        task_id = client.post(f"{base}/api", params={"api_key": key}, json=body).json()["task_id"]
+        r = client.delete(f"{base}/api/{task_id}", params={"api_key": key})
+        assert r.status_code == 200 and r.json()["task_type"] == "cancelled", r.text
+        end = wait_for_end(client, base, key, task_id)
+        assert end.status_code == 200 and end.json()["task_type"] == "cancelled", end.text
+        assert end.json()["error"] == "The task was cancelled"
+        assert client.delete(f"{base}/api/{task_id}", params={"api_key": key}).status_code in (200, 409)
+
+
 def test_bandmath_end_to_end_local_store(prefect_server, tmp_path):
     # The operator allows loopback callbacks here (they are refused by default: see test_gateway).
     service, base, key = start_stack(tmp_path, prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true"})
@@ -173,15 +170,27 @@ def test_bandmath_end_to_end_local_store(prefect_server, tmp_path):
         service.stop()
 
 
-def test_bandmath_end_to_end_s3_store(prefect_server, moto_s3, tmp_path):
-    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    service, base, key = start_stack(tmp_path, prefect_server, {
-        "EOTASKS_STORE_URL": "s3://eotasks-results/runs", "EOTASKS_S3_ENDPOINT_URL": moto_s3, **creds})
+def save_store_block(prefect_port: int, endpoint: str) -> str:
+    """An operator's configuration: prefect-aws blocks saved on the Prefect server, no AWS_* env."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
+
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{prefect_port}/api"}):
+        creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
+                               aws_client_parameters=AwsClientParameters(endpoint_url=endpoint))
+        S3Bucket(bucket_name="eotasks-results", bucket_folder="runs", credentials=creds).save("e2e-results", overwrite=True)
+    return "e2e-results"
+
+
+def test_bandmath_end_to_end_s3_store_from_a_prefect_block(prefect_server, moto_s3, tmp_path):
+    block = save_store_block(prefect_server, moto_s3)
+    service, base, key = start_stack(tmp_path, prefect_server, {"EOTASKS_STORE_BLOCK": block})
     try:
         run_bandmath(base, key, f"sqlite:///{tmp_path / 'eotasks.db'}")
         s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results").get("Contents", [])]
         assert any(k.startswith("runs/") and k.endswith("_NDVI.TIF") for k in keys), keys
         assert not (tmp_path / "results").exists()  # nothing went to the local folder
+        cancel_a_task(base, key)
     finally:
         service.stop()

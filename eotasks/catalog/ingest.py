@@ -8,7 +8,7 @@ from pathlib import Path
 
 import rasterio
 
-from eotasks.catalog.ids import parse_view_id
+from eotasks.catalog.ids import parse_view_id, s2_view_id
 from eotasks.catalog.scenes import asset_spec, upsert_scene
 from eotasks.db import SceneRecord
 from eotasks.raster.aoi import footprint_geojson
@@ -31,6 +31,23 @@ def band_files(folder: Path, sensor: Sensor) -> dict[str, Path]:
     return found
 
 
+_S2_NAME = re.compile(r"T(?P<tile>\d{2}[C-HJ-NP-X][A-Z]{2})_(?P<date>\d{8})T\d{6}")
+_LANDSAT_NAME = re.compile(r"(L[COTEM]0[89]_L[12][A-Z]{2}_\d{6}_\d{8}_\d{8}_0[12]_(?:T1|T2|RT)|L[COTEM][89]\d{6}\d{7}[A-Z]{3}\d{2})")
+
+
+def view_id_from_names(folder: Path, sensor: Sensor, date: dt.date | None) -> str | None:
+    """The view_id when the file names carry it (Landsat product ids, Sentinel-2 T<tile>_<date>T...)."""
+    names = " ".join(p.name for p in folder.iterdir())
+    if sensor.family == "landsat":
+        m = _LANDSAT_NAME.search(names)
+        return f"{sensor.short}/{m.group(1)}" if m else None
+    m = _S2_NAME.search(names)
+    if m:
+        return s2_view_id(m["tile"], dt.date(int(m["date"][:4]), int(m["date"][4:6]), int(m["date"][6:])),
+                          level="L1C" if sensor.name == "sentinel2" else "L2A")
+    return None
+
+
 def ingest_folder(
     folder: str | Path,
     sensor_name: str,
@@ -47,12 +64,18 @@ def ingest_folder(
     if sensor is None:
         raise ValueError(f"unknown sensor {sensor_name!r}")
     if view_id is None:
-        raise ValueError("a view_id is needed: the files do not carry one (e.g. S2/18/S/VG/2020/6/15/0)")
+        view_id = view_id_from_names(folder, sensor, date)
+    if view_id is None:
+        raise ValueError("the file names do not carry the scene's id: pass --view-id (e.g. S2/18/S/VG/2020/6/15/0)")
     scene = parse_view_id(view_id)
     if scene.sensor.name != sensor.name:
         raise ValueError(f"view_id {view_id} is a {scene.sensor.name} scene, not {sensor.name}")
     if date is not None and date != scene.date:
         raise ValueError(f"date {date} does not match the view_id's date {scene.date}")
+    default_scale, default_offset = sensor.default_scale, sensor.default_offset
+    if scene.collection in ("pre", "01"):
+        # Level-1 TOA reflectance with the MTL's usual REFLECTANCE_MULT/ADD (no sun-angle correction).
+        default_scale, default_offset = 2e-5, -0.1
     files = band_files(folder, sensor)
     if not files:
         raise ValueError(f"no band files of {sensor.name} in {folder}")
@@ -70,8 +93,8 @@ def ingest_folder(
             nodata = src.nodata if src.nodata is not None else sensor.default_nodata
         assets[band] = asset_spec(
             str(path), resolution,
-            scale if scale is not None else sensor.default_scale,
-            offset if offset is not None else sensor.default_offset,
+            scale if scale is not None else default_scale,
+            offset if offset is not None else default_offset,
             nodata, info.spectral,
         )
     footprint = footprint_geojson(bounds, crs)
@@ -81,7 +104,7 @@ def ingest_folder(
     record = SceneRecord(
         view_id=scene.view_id, scene_id=scene.scene_id(platform), sensor=sensor.name, date=scene.date,
         cloud_cover=cloud_cover, crs=crs, footprint=footprint, west=min(xs), south=min(ys), east=max(xs),
-        north=max(ys), assets=assets, mask_band=sensor.mask_band if sensor.mask_band in assets else None,
+        north=max(ys), assets=assets, mask_band=next((b for b in (sensor.mask_band, "BQA") if b in assets), None),
         metadata_files=metadata,
     )
     return upsert_scene(record, url)
