@@ -6,7 +6,6 @@ the same environment `eotasks up` uses, and stopped by process id.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from rasterio.io import MemoryFile
 
 from eotasks.catalog.ingest import ingest_folder
 from eotasks.db import create_api_key, init_db
-from eotasks.launcher import Service, free_port, service_env, wait_http
+from eotasks.launcher import Service, free_port, service_env
 from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
 from tests.reference import independent_ndvi
 
