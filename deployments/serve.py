@@ -10,8 +10,10 @@ from prefect import serve
 
 from eotasks.settings import get_settings
 from flows.bandmath import bandmath
+from flows.jpeg import jpeg
+from flows.lbe import lbe
 
-FLOWS = [bandmath]
+FLOWS = [bandmath, lbe, jpeg]
 
 
 def main() -> None:

@@ -157,7 +157,10 @@ class BandmathParams(AOIParams):
     bm_type: str = Field(..., description="One or more comma-separated expressions or aliases, e.g. 'NDVI' or '(B08-B04)/(B08+B04), NDWI'.", examples=["NDVI"])
     name_alias: str | None = Field(None, max_length=128, description="Output file name instead of bm_type.")
 
-    _check_view = field_validator("view_id")(classmethod(lambda cls, v: _check_view_id(v)))
+    @field_validator("view_id")
+    @classmethod
+    def _view(cls, v: str) -> str:
+        return _check_view_id(v)
 
     @field_validator("bm_type")
     @classmethod
@@ -172,7 +175,10 @@ class LbeParams(AOIParams):
     merge: bool = True
     metadata: list[str] | None = None
 
-    _check_view = field_validator("view_id")(classmethod(lambda cls, v: _check_view_id(v)))
+    @field_validator("view_id")
+    @classmethod
+    def _view(cls, v: str) -> str:
+        return _check_view_id(v)
 
     @field_validator("bands")
     @classmethod
@@ -206,7 +212,10 @@ class JpegParams(AOIParams):
     name_alias: str | None = Field(None, max_length=128)
     calibrate: bool | None = None
 
-    _check_view = field_validator("view_id")(classmethod(lambda cls, v: _check_view_id(v)))
+    @field_validator("view_id")
+    @classmethod
+    def _view(cls, v: str) -> str:
+        return _check_view_id(v)
 
     @field_validator("bm_type")
     @classmethod
@@ -218,6 +227,28 @@ class JpegParams(AOIParams):
         if count not in (1, 3):
             raise _err("expression", "needs one expression (grey/colormap) or three (RGB), got {count}", count=count)
         return v
+
+    @field_validator("colormap")
+    @classmethod
+    def _colormap(cls, v: str | None) -> str | None:
+        from eotasks.raster.render import colormap_names
+
+        if v is not None and v not in colormap_names():
+            raise _err("colormap", "unknown Matplotlib colormap {name} (e.g. viridis, RdYlGn, RdYlGn_r)", name=repr(v))
+        return v
+
+    @model_validator(mode="after")
+    def _output_size(self) -> "JpegParams":
+        from eotasks.raster.warp import aoi_pixels
+
+        shp = self.aoi_shape()
+        if self.px_size is not None and shp is not None:
+            limit = get_settings().max_output_pixels
+            n = aoi_pixels(shp, self.px_size)
+            if n > limit:
+                raise _err("px_size", "px_size {px} m gives a picture of {n} pixels for this AOI, more than the limit of {limit}",
+                           px=self.px_size, n=n, limit=limit, field="px_size")
+        return self
 
     @field_validator("levels")
     @classmethod

@@ -56,3 +56,18 @@ def moto_s3(tmp_path_factory):
         yield endpoint
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One real Prefect server (SQLite) on a free loopback port for every end-to-end test."""
+    from eotasks.launcher import Service, free_port, service_env
+
+    root = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    service = Service(service_env(root, port), root / "logs")
+    try:
+        service.start_prefect_server(port, timeout=180)
+        yield port
+    finally:
+        service.stop()

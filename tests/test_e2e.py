@@ -1,195 +1,202 @@
-"""End to end: real Prefect server, served deployments and gateway processes; local store and S3.
-
-One Prefect server for the module; for each store a serve process and a gateway are started with
-the same environment `eotasks up` uses, and stopped by process id.
+"""End to end on the embedded default: a real Prefect server, `deployments/serve.py` and the gateway
+as processes (the same ones `eotasks up` starts), results in the local store.
 """
 
 from __future__ import annotations
 
+import io
 import time
-from pathlib import Path
+import zipfile
 
-import boto3
 import httpx
 import numpy as np
 import pytest
+import rasterio
+import shapely
+from matplotlib import colormaps
+from PIL import Image
+from pyproj import Transformer
 from rasterio.io import MemoryFile
+from rasterio.warp import transform_bounds
 
+from eotasks.catalog.demo import generate_demo
 from eotasks.catalog.ingest import ingest_folder
-from eotasks.db import create_api_key, init_db
-from eotasks.launcher import Service, free_port, service_env
+from eotasks.db import create_api_key
 from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
-from tests.reference import independent_ndvi
+from tests.reference import independent_ndvi, polygon_in_crs, read_bbox, read_polygon
+from tests.stack import CallbackListener, Stack
 
 pytestmark = pytest.mark.e2e
 
 TRIANGLE = [(-75.6595, 37.6985), (-75.6420, 37.6960), (-75.6500, 37.7160), (-75.6595, 37.6985)]
 GEOMETRY = {"type": "Polygon", "coordinates": [[list(p) for p in TRIANGLE]]}
+SCENE_ID = "S2A_tile_20200615_18SVG_0"
 
 
 @pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    service = Service(service_env(root, port), root / "logs")
-    try:
-        service.start_prefect_server(port, timeout=180)
-        yield port
-    finally:
-        service.stop()
-
-
-def start_stack(root: Path, prefect_port: int, extra: dict[str, str]) -> tuple[Service, str, str]:
-    """Database with the real sample and a key, then serve + gateway; returns (service, base URL, key)."""
-    gateway_port = free_port()
-    env = service_env(root, prefect_port, {"EOTASKS_PORT": str(gateway_port), **extra})
-    db_url = f"sqlite:///{root / 'eotasks.db'}"
-    init_db(db_url)
-    ingest_folder(CROP_DIR, "sentinel2", view_id=SAMPLE_VIEW_ID, platform="S2A", url=db_url)
-    key, _ = create_api_key("e2e", url=db_url)
-    service = Service(env, root / "logs")
-    try:
-        service.start_serve(["bandmath/eotasks"])
-        service.start_gateway("127.0.0.1", gateway_port)
-    except Exception:
-        service.stop()
-        raise
-    return service, f"http://127.0.0.1:{gateway_port}", key
-
-
-def wait_for_end(client: httpx.Client, base: str, key: str, task_id: str, timeout: float = 180) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        r = client.get(f"{base}/api/{task_id}", params={"api_key": key})
-        if r.status_code == 303 or r.json().get("task_type") not in ("created", "started"):
-            return r
-        seen.append((r.json()["task_type"], r.json()["stage"]))
-        time.sleep(0.5)
-    raise TimeoutError(f"task {task_id} did not end; states seen: {seen[-5:]}")
+def stack(prefect_server, tmp_path_factory):
+    # The operator allows loopback callbacks here (they are refused by default: see test_gateway).
+    s = Stack(tmp_path_factory.mktemp("local-stack"), prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true"})
+    yield s
+    s.stop()
 
 
 def check_ndvi_tif(data: bytes) -> None:
     expected, inside, transform = independent_ndvi(TRIANGLE)
-    expected = expected.astype(np.float32)
     with MemoryFile(data) as mem, mem.open() as ds:
         assert ds.driver == "GTiff" and ds.count == 1 and ds.dtypes == ("float32",)
         assert ds.nodata == -9999.0 and ds.crs.to_epsg() == 32618
         assert ds.transform == transform and ds.shape == expected.shape
         assert ds.profile["blockxsize"] == 512 and ds.profile["compress"] == "deflate"
         out = ds.read(1)
-    np.testing.assert_allclose(out[inside], expected[inside], atol=1e-6)
-    assert (out[~inside] == -9999.0).all()
-    assert inside.sum() > 1000
+    np.testing.assert_allclose(out[inside], expected[inside].astype(np.float32), atol=1e-6)
+    assert (out[~inside] == -9999.0).all() and inside.sum() > 1000
 
 
-class CallbackListener:
-    """A loopback HTTP server that records the JSON bodies POSTed to it."""
-
-    def __init__(self) -> None:
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, HTTPServer
-
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
-def run_bandmath(base: str, key: str, db_url: str, callback_url: str | None = None) -> str:
-    with httpx.Client(timeout=30) as client:
-        body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}}
-        if callback_url:
-            body["callback_url"] = callback_url
-        r = client.post(f"{base}/api", params={"api_key": key}, json=body)
-        assert r.status_code == 202, r.text
-        task_id = r.json()["task_id"]
-        # A scene that does not exist is accepted and fails at scene_lookup.
-        missing = client.post(f"{base}/api", headers={"x-api-key": key},
-                              json={"type": "bandmath", "params": {"view_id": "S2/18/S/VG/2021/1/1/0", "bm_type": "NDVI"}}).json()["task_id"]
-        done = wait_for_end(client, base, key, task_id)
-        assert done.status_code == 303, done.text
-        url = done.headers["Location"]
-        assert done.text == url and "S2A_tile_20200615_18SVG_0_NDVI.TIF" in url
-        file = client.get(url)
-        assert file.status_code == 200
-        check_ndvi_tif(file.content)
-        info = client.get(f"{base}/api/{task_id}", params={"api_key": key, "redirect": "false"}).json()
-        assert info["task_type"] == "finished" and info["files"] == ["S2A_tile_20200615_18SVG_0_NDVI.TIF"]
-        failed = wait_for_end(client, base, key, missing).json()
-        assert failed == {"task_type": "failed", "status": "failed", "stage": "scene_lookup",
-                          "error": "Scene with given ID does not exist", "task_id": missing}
-        other_key, _ = create_api_key("intruder", url=db_url)
-        assert client.get(f"{base}/api/{task_id}", params={"api_key": other_key}).status_code == 404
-        return task_id
-
-
-def cancel_a_task(base: str, key: str) -> None:
-    """DELETE right after POST: the run is cancelled before it finishes and GET says so."""
-    with httpx.Client(timeout=30) as client:
-        body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}}
-        task_id = client.post(f"{base}/api", params={"api_key": key}, json=body).json()["task_id"]
-        r = client.delete(f"{base}/api/{task_id}", params={"api_key": key})
-        assert r.status_code == 200 and r.json()["task_type"] == "cancelled", r.text
-        end = wait_for_end(client, base, key, task_id)
-        assert end.status_code == 200 and end.json()["task_type"] == "cancelled", end.text
-        assert end.json()["error"] == "The task was cancelled"
-        assert client.delete(f"{base}/api/{task_id}", params={"api_key": key}).status_code in (200, 409)
-
-
-def test_bandmath_end_to_end_local_store(prefect_server, tmp_path):
-    # The operator allows loopback callbacks here (they are refused by default: see test_gateway).
-    service, base, key = start_stack(tmp_path, prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true"})
+def test_bandmath_ndvi_over_a_polygon_with_callback(stack):
     listener = CallbackListener()
     try:
-        task_id = run_bandmath(base, key, f"sqlite:///{tmp_path / 'eotasks.db'}", callback_url=listener.url)
-        assert list((tmp_path / "results").glob("*/S2A_tile_20200615_18SVG_0_NDVI.TIF"))
+        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=listener.url)
+        name, data = stack.result(task_id)
+        assert name == f"{SCENE_ID}_NDVI.TIF"
+        check_ndvi_tif(data)
+        assert list((stack.root / "results" / task_id).glob("*_NDVI.TIF"))
         deadline = time.monotonic() + 30
         while not listener.received and time.monotonic() < deadline:
             time.sleep(0.2)
         [answer] = listener.received
         assert answer["task_id"] == task_id and answer["task_type"] == "finished"
-        assert check_ndvi_tif(httpx.get(answer["result_url"]).content) is None  # the callback's URL works too
+        check_ndvi_tif(httpx.get(answer["result_url"]).content)  # the callback's URL works too
     finally:
         listener.close()
-        service.stop()
+    other_key, _ = create_api_key("intruder", url=stack.db_url)
+    assert stack.client.get(f"{stack.base}/api/{task_id}", params={"api_key": other_key}).status_code == 404
 
 
-def save_store_block(prefect_port: int, endpoint: str) -> str:
-    """An operator's configuration: prefect-aws blocks saved on the Prefect server, no AWS_* env."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
-
-    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{prefect_port}/api"}):
-        creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
-                               aws_client_parameters=AwsClientParameters(endpoint_url=endpoint))
-        S3Bucket(bucket_name="eotasks-results", bucket_folder="runs", credentials=creds).save("e2e-results", overwrite=True)
-    return "e2e-results"
+def test_missing_scene_fails_at_scene_lookup(stack):
+    task_id = stack.submit("bandmath", {"view_id": "S2/18/S/VG/2021/1/1/0", "bm_type": "NDVI"})
+    assert stack.wait(task_id).json() == {"task_type": "failed", "status": "failed", "stage": "scene_lookup",
+                                          "error": "Scene with given ID does not exist", "task_id": task_id}
 
 
-def test_bandmath_end_to_end_s3_store_from_a_prefect_block(prefect_server, moto_s3, tmp_path):
-    block = save_store_block(prefect_server, moto_s3)
-    service, base, key = start_stack(tmp_path, prefect_server, {"EOTASKS_STORE_BLOCK": block})
-    try:
-        run_bandmath(base, key, f"sqlite:///{tmp_path / 'eotasks.db'}")
-        s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results").get("Contents", [])]
-        assert any(k.startswith("runs/") and k.endswith("_NDVI.TIF") for k in keys), keys
-        assert not (tmp_path / "results").exists()  # nothing went to the local folder
-        cancel_a_task(base, key)
-    finally:
-        service.stop()
+def test_aoi_outside_the_scene_fails_at_crop(stack):
+    task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "bbox": [10.0, 10.0, 10.1, 10.1]})
+    body = stack.wait(task_id).json()
+    assert body["task_type"] == "failed" and body["stage"] == "crop" and body["error"] == "The AOI does not intersect the scene"
+
+
+def test_cancel_a_task(stack):
+    task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY})
+    r = stack.client.delete(f"{stack.base}/api/{task_id}", params={"api_key": stack.key})
+    assert r.status_code == 200 and r.json()["task_type"] == "cancelled", r.text
+    end = stack.wait(task_id)
+    assert end.status_code == 200 and end.json()["task_type"] == "cancelled", end.text
+    assert end.json()["error"] == "The task was cancelled"
+
+
+def test_lbe_on_the_real_sample(stack):
+    one = stack.submit("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B04"], "geometry": GEOMETRY})
+    rgb = stack.submit("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B4", "B03", "blue"], "geometry": GEOMETRY, "merge": True})
+    mixed = stack.submit("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B04", "B11"], "geometry": GEOMETRY, "merge": True})
+
+    name, data = stack.result(one)
+    assert name == f"{SCENE_ID}_B04.jp2"
+    expected, _, transform = read_polygon(CROP_DIR / "B04.tif", TRIANGLE)
+    with MemoryFile(data, ext=".jp2") as mem, mem.open() as ds:
+        assert ds.driver == "JP2OpenJPEG" and ds.crs.to_epsg() == 32618 and ds.transform == transform
+        assert np.array_equal(ds.read(1), expected)
+
+    name, data = stack.result(rgb)
+    assert name == f"{SCENE_ID}_B04-B03-B02.tif"
+    with MemoryFile(data) as mem, mem.open() as ds:
+        assert ds.count == 3 and ds.dtypes == ("uint16",) * 3 and ds.crs.to_epsg() == 32618 and ds.nodata == 0
+        for i, band in enumerate(["B04", "B03", "B02"], start=1):
+            expected, _, transform = read_polygon(CROP_DIR / f"{band}.tif", TRIANGLE)
+            assert ds.transform == transform and np.array_equal(ds.read(i), expected), band
+
+    name, data = stack.result(mixed)
+    assert name == f"{SCENE_ID}_B04-B11.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert sorted(zf.namelist()) == [f"{SCENE_ID}_B04.tif", f"{SCENE_ID}_B11.tif"]
+        for band in ("B04", "B11"):
+            expected, _, transform = read_polygon(CROP_DIR / f"{band}.tif", TRIANGLE)
+            with MemoryFile(zf.read(f"{SCENE_ID}_{band}.tif")) as mem, mem.open() as ds:
+                assert ds.transform == transform and ds.res == ((10.0, 10.0) if band == "B04" else (20.0, 20.0))
+                assert np.array_equal(ds.read(1), expected), band
+
+
+def test_lbe_seed_example_on_a_landsat_scene(stack, tmp_path):
+    """The seed's request as written, on a demo Landsat scene ingested under its id (15 m panchromatic B8)."""
+    [record] = generate_demo(tmp_path / "demo", s2_scenes=0, landsat_scenes=1, url=stack.db_url)
+    folder = tmp_path / "demo" / "landsat8" / record.scene_id
+    ingest_folder(folder, "L8", view_id="L8/LC80290332017076LGN00", url=stack.db_url)
+    bbox = [-75.45, 37.79, -75.42, 37.81]
+    task_id = stack.submit("lbe", {"view_id": "L8/LC80290332017076LGN00", "bands": ["B8"], "bbox": bbox, "merge": False})
+    name, data = stack.result(task_id)
+    assert name == "LC80290332017076LGN00_B8.tif"
+    expected, transform = read_bbox(folder / f"{record.scene_id}_B8.TIF", bbox)
+    with MemoryFile(data) as mem, mem.open() as ds:
+        assert ds.res == (15.0, 15.0) and ds.transform == transform and ds.crs.to_epsg() == 32618
+        assert np.array_equal(ds.read(1), expected)
+
+
+def test_jpeg_true_colour_and_ndvi_colormap(stack):
+    rgb_tif = stack.submit("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "tiff", "px_size": 20})
+    rgb_jpg = stack.submit("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY})
+    ndvi_params = {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY, "colormap": "RdYlGn", "levels": "0,1",
+                   "resample": "nearest", "px_size": 10}
+    ndvi_png = stack.submit("jpeg", {**ndvi_params, "format": "png"})
+    ndvi_tif = stack.submit("jpeg", {**ndvi_params, "format": "tiff"})
+
+    name, data = stack.result(rgb_tif)
+    assert name == f"{SCENE_ID}_B04_B03_B02.tif"
+    with rasterio.open(CROP_DIR / "B04.tif") as src:
+        data_bounds = transform_bounds(src.crs, 3857, *src.bounds, densify_pts=21)
+    aoi = polygon_in_crs(TRIANGLE, 3857)
+    want_w = min(aoi.bounds[2], data_bounds[2]) - max(aoi.bounds[0], data_bounds[0])
+    with MemoryFile(data) as mem, mem.open() as ds:
+        assert ds.crs.to_epsg() == 3857 and ds.count == 4 and ds.dtypes == ("uint8",) * 4
+        assert ds.res == (20.0, 20.0) and abs(ds.width * 20 - want_w) <= 20
+        alpha = ds.read(4)
+        t = ds.transform
+        cx, cy = np.meshgrid(t.c + (np.arange(ds.width) + 0.5) * t.a, t.f + (np.arange(ds.height) + 0.5) * t.e)
+        outside = ~shapely.contains_xy(aoi, cx, cy)
+        assert (alpha[outside] == 0).all() and (alpha[~outside] == 255).mean() > 0.95
+        rgb = ds.read([1, 2, 3])[:, alpha == 255]
+        assert rgb.min() == 0 and rgb.max() == 255  # a 2-98 % stretch spans the range
+
+    name, data = stack.result(rgb_jpg)
+    assert name.endswith(".jpg")
+    img = Image.open(io.BytesIO(data))
+    assert img.format == "JPEG" and img.mode == "RGB"
+
+    name, data = stack.result(ndvi_png)
+    assert name == f"{SCENE_ID}_NDVI.png"
+    img = Image.open(io.BytesIO(data))
+    assert img.format == "PNG" and img.mode == "RGBA"
+    png = np.asarray(img)
+    name, data = stack.result(ndvi_tif)
+    with MemoryFile(data) as mem, mem.open() as ds:
+        tif = np.moveaxis(ds.read(), 0, -1)
+        transform = ds.transform
+    assert np.array_equal(png, tif)  # the same picture, whatever the encoding
+    # Pixels well inside the AOI: find the source pixel nearest picks, and colour its NDVI independently.
+    with rasterio.open(CROP_DIR / "B04.tif") as red, rasterio.open(CROP_DIR / "B08.tif") as nir:
+        to_utm = Transformer.from_crs(3857, red.crs, always_xy=True)
+        checked = 0
+        for row in range(5, png.shape[0], 7):
+            for col in range(5, png.shape[1], 7):
+                x, y = transform @ (col + 0.5, row + 0.5)
+                if not aoi.buffer(-30).contains(shapely.Point(x, y)):
+                    continue
+                fc, fr = ~red.transform @ to_utm.transform(x, y)
+                if min(fc % 1, 1 - fc % 1, fr % 1, 1 - fr % 1) < 0.05:
+                    continue  # too close to a source pixel edge to know which one nearest picks
+                window = ((int(fr), int(fr) + 1), (int(fc), int(fc) + 1))
+                r = red.read(1, window=window)[0, 0] / 10000
+                n = nir.read(1, window=window)[0, 0] / 10000
+                value = (n - r) / (n + r)
+                expected = (np.array(colormaps["RdYlGn"](float(np.clip(value, 0, 1)))[:3]) * 255 + 0.5).astype(np.uint8)
+                assert tuple(png[row, col]) == (*expected, 255), (row, col, value)
+                checked += 1
+    assert checked > 50

@@ -28,7 +28,7 @@ class FakeRuns:
         pass
 
     async def create(self, task_type, parameters, task_id, idempotency_key):
-        if task_type != "bandmath":
+        if task_type not in ("bandmath", "lbe", "jpeg"):
             raise NotAvailable(task_type)
         self.created.append(parameters)
         return uuid.uuid4()
@@ -188,7 +188,21 @@ BAD_REQUESTS = [
     ("name_alias too long", good(name_alias="x" * 300), 400, "params.name_alias"),
     ("callback to loopback", {**good(), "callback_url": "http://127.0.0.1:9/hook"}, 400, "callback_url"),
     ("callback not http", {**good(), "callback_url": "file:///etc/passwd"}, 400, "callback_url"),
-    ("lbe not available yet", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04"], "geometry": POLY}}, 400, "type"),
+    ("mt_stats not available yet", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "type"),
+    ("lbe unknown band", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04", "B99"], "geometry": POLY}}, 400, "params.bands"),
+    ("lbe landsat band on S2", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["QA_PIXEL"], "geometry": POLY}}, 400, "params.bands"),
+    ("lbe empty bands", {"type": "lbe", "params": {"view_id": VIEW, "bands": [], "geometry": POLY}}, 400, "params.bands"),
+    ("lbe without AOI", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04"]}}, 400, "params.geometry"),
+    ("jpeg unknown colormap", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "rainbowz"}}, 400, "params.colormap"),
+    ("jpeg levels one number", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "1"}}, 400, "params.levels"),
+    ("jpeg levels not numbers", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "a,b"}}, 400, "params.levels"),
+    ("jpeg levels min == max", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "0.5,0.5"}}, 400, "params.levels"),
+    ("jpeg px_size 0", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "px_size": 0}}, 400, "params.px_size"),
+    ("jpeg px_size negative", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "px_size": -10}}, 400, "params.px_size"),
+    ("jpeg px_size absurdly small", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "px_size": 0.01, "geometry": POLY}}, 400, "params.px_size"),
+    ("jpeg unknown format", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "format": "gif"}}, 400, "params.format"),
+    ("jpeg unknown resample", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "resample": "sinc"}}, 400, "params.resample"),
+    ("jpeg colors_limit 1", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colors_limit": 1}}, 400, "params.colors_limit"),
     ("lbe duplicated bands", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04", "b4"], "geometry": POLY}}, 400, "params.bands"),
     ("jpeg two expressions", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "B04,B03"}}, 400, "params.bm_type"),
     ("jpeg bad levels", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "1,0"}}, 400, "params.levels"),

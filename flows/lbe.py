@@ -1,0 +1,33 @@
+"""Download Analytic (``lbe``): raw bands over the AOI at native resolution.
+
+authentication -> scene_lookup -> crop (one read per resolution group) -> package -> publish
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from eotasks.models import LbeParams
+from eotasks.raster.package import plan_groups
+from flows._common import HOOKS, fail
+from tasks.authentication import authenticate
+from tasks.crop import crop
+from tasks.package import package_bands
+from tasks.publish import publish
+from tasks.scene_lookup import scene_lookup
+
+
+@flow(name="lbe", persist_result=True, result_serializer="json", **HOOKS)
+def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
+    try:
+        authenticate(api_key_id)
+        scene = scene_lookup(params.view_id)
+        resolutions = {b: scene.assets[b]["resolution"] for b in params.bands if b in scene.assets}
+        groups = plan_groups(params.bands, {b: resolutions.get(b, 0.0) for b in params.bands}, params.merge)
+        cropped = [(group, crop(scene, params, list(group.bands))) for group in groups]
+        name, data = package_bands(scene, params, cropped)
+        return {"files": publish(task_id, {name: data})}
+    except Exception as exc:
+        return fail(exc)

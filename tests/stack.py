@@ -1,0 +1,104 @@
+"""Helpers for end-to-end tests: a service stack (serve + gateway) on a shared Prefect server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import httpx
+
+from eotasks.catalog.ingest import ingest_folder
+from eotasks.db import create_api_key, init_db
+from eotasks.launcher import Service, free_port, service_env
+from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
+
+DEPLOYMENTS = ["bandmath/eotasks", "lbe/eotasks", "jpeg/eotasks"]
+
+
+class Stack:
+    def __init__(self, root: Path, prefect_port: int, extra: dict[str, str]):
+        self.root = root
+        self.db_url = f"sqlite:///{root / 'eotasks.db'}"
+        gateway_port = free_port()
+        init_db(self.db_url)
+        ingest_folder(CROP_DIR, "sentinel2", view_id=SAMPLE_VIEW_ID, platform="S2A", url=self.db_url)
+        self.key, _ = create_api_key("e2e", url=self.db_url)
+        self.base = f"http://127.0.0.1:{gateway_port}"
+        self.service = Service(service_env(root, prefect_port, {"EOTASKS_PORT": str(gateway_port), **extra}), root / "logs")
+        self.client = httpx.Client(timeout=30)
+        try:
+            self.service.start_serve(DEPLOYMENTS)
+            self.service.start_gateway("127.0.0.1", gateway_port)
+        except Exception:
+            self.service.stop()
+            raise
+
+    def stop(self) -> None:
+        self.client.close()
+        self.service.stop()
+
+    def submit(self, task_type: str, params: dict, **top) -> str:
+        r = self.client.post(f"{self.base}/api", params={"api_key": self.key}, json={"type": task_type, "params": params, **top})
+        assert r.status_code == 202, r.text
+        return r.json()["task_id"]
+
+    def wait(self, task_id: str, timeout: float = 180, key: str | None = None) -> httpx.Response:
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            r = self.client.get(f"{self.base}/api/{task_id}", params={"api_key": key or self.key})
+            if r.status_code == 303 or r.json().get("task_type") not in ("created", "started"):
+                return r
+            seen.append((r.json()["task_type"], r.json()["stage"]))
+            time.sleep(0.5)
+        raise TimeoutError(f"task {task_id} did not end; states seen: {seen[-5:]}")
+
+    def result(self, task_id: str) -> tuple[str, bytes]:
+        """Wait, follow the 303, return (file name, bytes)."""
+        r = self.wait(task_id)
+        assert r.status_code == 303, r.text
+        assert r.text == r.headers["Location"]
+        file = self.client.get(r.headers["Location"])
+        assert file.status_code == 200
+        info = self.client.get(f"{self.base}/api/{task_id}", params={"api_key": self.key, "redirect": "false"}).json()
+        assert info["task_type"] == "finished"
+        [name] = info["files"]
+        return name, file.content
+
+
+class CallbackListener:
+    """A loopback HTTP server that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def save_store_block(prefect_port: int, endpoint: str) -> str:
+    """An operator's configuration: prefect-aws blocks saved on the Prefect server, no AWS_* env."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
+
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{prefect_port}/api"}):
+        creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
+                               aws_client_parameters=AwsClientParameters(endpoint_url=endpoint))
+        S3Bucket(bucket_name="eotasks-results", bucket_folder="runs", credentials=creds).save("e2e-results", overwrite=True)
+    return "e2e-results"
