@@ -5,6 +5,8 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 # would recompile Prefect (seconds per process).
 export PYTHONPYCACHEPREFIX ?= $(HOME)/.cache/eotasks-pycache
 unexport PYTHONDONTWRITEBYTECODE
+# Nothing leaves loopback: no Prefect telemetry, from servers or from in-process ephemeral APIs.
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: up test install bootstrap
 

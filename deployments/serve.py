@@ -12,8 +12,9 @@ from eotasks.settings import get_settings
 from flows.bandmath import bandmath
 from flows.jpeg import jpeg
 from flows.lbe import lbe
+from flows.mt_stats import mt_stats
 
-FLOWS = [bandmath, lbe, jpeg]
+FLOWS = [bandmath, lbe, jpeg, mt_stats]
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ TASK_TYPE_BY_STATE = {
 def stage_from_task_runs(names: list[str]) -> str:
     """The current (or failed) stage: the latest task run that is a stage; runs are oldest first."""
     for name in reversed(names):
-        if name in STAGES:
-            return name
+        stage = name.split("-", 1)[0]  # per-scene runs are named "stats-<view_id>"
+        if stage in STAGES:
+            return stage
     return "authentication"
 
 

@@ -394,3 +394,57 @@ class ErrorBody(BaseModel):
     status: bool = False
     error: str
     details: list[ErrorDetail] = []
+
+
+# --- scene search (SPEC §4) -------------------------------------------------------------------------
+
+class DateRangeModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: dt.date | None = Field(None, alias="from")
+    to: dt.date | None = None
+
+
+class NumberRange(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: float | None = Field(None, alias="from", ge=0, le=100)
+    to: float | None = Field(None, ge=0, le=100)
+
+
+class SearchFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    date: DateRangeModel | list[DateRangeModel | dt.date] | dt.date | None = None
+    cloudCoverage: NumberRange | None = None  # noqa: N815 (the reference API's name)
+    shape: dict[str, Any] | None = None
+    satellites: list[str] | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _shape(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if v is None else AOIParams._geometry(v)
+
+    @field_validator("satellites")
+    @classmethod
+    def _satellites(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else MtStatsParams._sensors(v)
+
+    def date_ranges(self) -> list[tuple[dt.date | None, dt.date | None]] | None:
+        if self.date is None:
+            return None
+        values = self.date if isinstance(self.date, list) else [self.date]
+        return [(d.from_, d.to) if isinstance(d, DateRangeModel) else (d, d) for d in values]
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    search: SearchFilters = Field(default_factory=SearchFilters)
+    sort: dict[str, Literal["asc", "desc"]] = Field(default_factory=lambda: {"date": "desc"})
+    page: int = Field(1, ge=1)
+    limit: int = Field(500, ge=1, le=5000)
+    fields: list[str] | None = None
+
+    @field_validator("sort")
+    @classmethod
+    def _sort(cls, v: dict[str, str]) -> dict[str, str]:
+        if set(v) - {"date"}:
+            raise _err("sort", "only sorting by date is supported")
+        return v

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     max_output_pixels: int = 50_000_000
     mt_stats_max_days: int = 365
     mt_stats_max_bm_types: int = 10
+    # Per-scene branches of mt_stats run on this many threads (rasterio and numpy release the GIL).
+    mt_stats_workers: int = 4
+    # A Dask scheduler address (tcp://host:8786): mt_stats fans out over that cluster instead.
+    dask_address: str | None = None
     task_timeout_s: int = 172_800
 
     # Steps.

@@ -17,14 +17,17 @@ from typing import Annotated, Any, AsyncIterator, Union
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from shapely.geometry import shape as shapely_shape
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eotasks.answers import TASK_TYPE_BY_STATE, failure_message
 from eotasks.callbacks import check_callback_url
-from eotasks.db import ApiKey, CropperRecord, TaskRecord, init_db, session
-from eotasks.models import BandmathRequest, ErrorBody, JpegRequest, LbeRequest, MtStatsRequest, TaskAccepted
+from eotasks.catalog.search import search_scenes
+from eotasks.db import ApiKey, CropperRecord, SceneRecord, TaskRecord, init_db, session
+from eotasks.sensors import normalize_sensor_name
+from eotasks.models import BandmathRequest, ErrorBody, JpegRequest, LbeRequest, MtStatsRequest, SearchRequest, TaskAccepted
 
 TaskUnion = Union[BandmathRequest, LbeRequest, JpegRequest, MtStatsRequest]
 from eotasks.settings import get_settings
@@ -197,6 +200,27 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
         await run_in_threadpool(_save_cropper, ref, geometry)
         return {"cropper_ref": ref}
 
+    # --- scene search (SPEC §4) --------------------------------------------------------------------
+    async def search(request: SearchRequest, dataset: str | None = None, key: ApiKey = Depends(require_key)) -> JSONResponse:
+        sensors = request.search.satellites
+        if dataset is not None:
+            long = normalize_sensor_name(dataset)
+            if long is None:
+                raise ApiError(404, f"Unknown dataset {dataset!r}", [("dataset", "unknown")])
+            sensors = [long]
+        shape = request.search.shape
+        cloud = request.search.cloudCoverage
+        scenes, found = await run_in_threadpool(
+            search_scenes, sensors, request.search.date_ranges(), shapely_shape(shape) if shape else None,
+            (cloud.from_, cloud.to) if cloud else (None, None), request.sort.get("date", "desc") == "desc",
+            (request.page - 1) * request.limit, request.limit,
+        )
+        results = [search_result(r, request.fields) for r in scenes]
+        return JSONResponse({"results": results, "meta": {"page": request.page, "found": found, "limit": request.limit}})
+
+    app.add_api_route("/api/lms/search/v2", search, methods=["POST"], tags=["search"], responses=ERRORS, summary="Search scenes of any sensors")
+    app.add_api_route("/api/lms/search/v2/{dataset}", search, methods=["POST"], tags=["search"], responses=ERRORS, summary="Search scenes of one dataset")
+
     # --- downloads (embedded default: the gateway serves the local result store) ----------------------
     @app.get("/api/download/{key:path}", tags=["downloads"], summary="A result file, by a signed URL")
     async def download(key: str, expires: int = Query(...), signature: str = Query(...)) -> FileResponse:
@@ -228,6 +252,13 @@ async def current_store(app: FastAPI, ttl_s: float = 30.0) -> ResultStore:
         cached = (await run_in_threadpool(get_store), now)
         app.state.store = cached
     return cached[0]
+
+
+def search_result(record: SceneRecord, fields: list[str] | None) -> dict[str, Any]:
+    out = {"sceneID": record.scene_id, "view_id": record.view_id, "date": record.date.isoformat(), "cloudCoverage": record.cloud_cover,
+           "satelliteName": record.sensor, "dataGeometry": record.footprint, "crs": record.crs,
+           "bands": sorted(record.assets), "maskBand": record.mask_band}
+    return {k: v for k, v in out.items() if k in fields} if fields else out
 
 
 def _accepted(record: TaskRecord, timeout: int) -> JSONResponse:

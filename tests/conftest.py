@@ -10,6 +10,7 @@ import pytest
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="eotasks-test-"))
 os.environ["EOTASKS_DATA_DIR"] = str(_SESSION_DIR / "data")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # nothing leaves loopback
 os.environ.pop("EOTASKS_DATABASE_URL", None)
 os.environ.pop("EOTASKS_STORE_URL", None)
 

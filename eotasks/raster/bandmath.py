@@ -1,4 +1,4 @@
-"""Evaluate compiled band-maths programs over cropped reflectance: float32 out, nodata where invalid."""
+"""Evaluate compiled band-maths programs over cropped reflectance."""
 
 from __future__ import annotations
 
@@ -11,23 +11,31 @@ from eotasks.raster.indices import Program
 NODATA = -9999.0
 
 
+def evaluate_program(program: Program, cropped: Cropped, cache: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """float64 values and where they are valid: inside the AOI, every band used has data there, and
+    the maths is finite (division by zero, log of a negative number and overflow are not).
+    ``cache`` keeps each band's reflectance so several programs convert it once."""
+    cache = {} if cache is None else cache
+    for band in program.bands:
+        if band not in cache:
+            cache[band] = cropped.reflectance(band)
+    valid = cropped.inside.copy()
+    for band in program.bands:
+        valid &= cropped.valid[band]
+    with np.errstate(all="ignore"):
+        values = np.broadcast_to(np.asarray(evaluate(program.ast, cache), dtype=np.float64), valid.shape)
+        valid &= np.isfinite(values)
+    return values, valid
+
+
 def compute_indices(programs: list[Program], cropped: Cropped, nodata: float = NODATA) -> np.ndarray:
-    """One float32 band per program. A pixel is nodata when it is outside the AOI, when any band the
-    program uses is nodata there, or when the maths is not finite (division by zero, log of a
-    negative number, overflow)."""
-    reflectance = {}
+    """One float32 band per program, ``nodata`` wherever ``evaluate_program`` says invalid."""
+    cache: dict[str, np.ndarray] = {}
     out = np.empty((len(programs), cropped.grid.height, cropped.grid.width), np.float32)
     for i, program in enumerate(programs):
-        for band in program.bands:
-            if band not in reflectance:
-                reflectance[band] = cropped.reflectance(band)
-        valid = cropped.inside.copy()
-        for band in program.bands:
-            valid &= cropped.valid[band]
+        values, valid = evaluate_program(program, cropped, cache)
         with np.errstate(all="ignore"):
-            values = np.broadcast_to(np.asarray(evaluate(program.ast, reflectance), dtype=np.float64), valid.shape)
-            valid &= np.isfinite(values)
             out[i] = np.where(valid, values, nodata).astype(np.float32)
-            # A finite float64 that overflows float32 becomes inf: nodata too.
-            out[i][~np.isfinite(out[i])] = nodata
+        # A finite float64 that overflows float32 becomes inf: nodata too.
+        out[i][~np.isfinite(out[i])] = nodata
     return out

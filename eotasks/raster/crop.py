@@ -91,6 +91,26 @@ def _open(href: str) -> rasterio.DatasetReader:
         raise AssetReadError(f"cannot open {href}: {exc}") from exc
 
 
+def read_onto_grid(asset: Asset, grid: Grid, resampling: Resampling, band: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """One band over ``grid``'s bounds, on ``grid``'s pixels: an exact window read when the band is
+    on that grid, else resampled (``average`` for finer reflectance, ``nearest`` for class masks)."""
+    try:
+        with _open(asset.href) as src:
+            if src.crs.to_string() != grid.crs:
+                raise AssetReadError(f"band {band} is in {src.crs}, not the scene's {grid.crs}")
+            own = src.window(*grid.bounds)
+            if own.width == grid.width and own.height == grid.height and own.col_off == round(own.col_off) and own.row_off == round(own.row_off):
+                values = src.read(1, window=Window(round(own.col_off), round(own.row_off), grid.width, grid.height))
+            else:
+                values = src.read(1, window=own, out_shape=(grid.height, grid.width), resampling=resampling)
+            nodata = asset.nodata if asset.nodata is not None else src.nodata
+    except rasterio.errors.RasterioIOError as exc:
+        raise AssetReadError(f"cannot read band {band} from {asset.href}: {exc}") from exc
+    if nodata is not None and not np.isnan(nodata):
+        return values, values != nodata
+    return values, np.ones(values.shape, bool)
+
+
 def crop_to_aoi(
     assets: dict[str, Asset],
     bands: list[str],
@@ -117,22 +137,7 @@ def crop_to_aoi(
     data: dict[str, np.ndarray] = {}
     valid: dict[str, np.ndarray] = {}
     for band in bands:
-        asset = assets[band]
-        try:
-            with _open(asset.href) as src:
-                if src.crs != crs:
-                    raise AssetReadError(f"band {band} is in {src.crs}, not the scene's {crs}")
-                own = src.window(*grid.bounds)
-                if own.width == grid.width and own.height == grid.height:
-                    own = Window(round(own.col_off), round(own.row_off), grid.width, grid.height)
-                    values = src.read(1, window=own)
-                else:
-                    values = src.read(1, window=own, out_shape=(grid.height, grid.width), resampling=resampling)
-                nodata = asset.nodata if asset.nodata is not None else src.nodata
-        except rasterio.errors.RasterioIOError as exc:
-            raise AssetReadError(f"cannot read band {band} from {asset.href}: {exc}") from exc
-        data[band] = values
-        valid[band] = values != nodata if nodata is not None and not np.isnan(nodata) else np.ones(values.shape, bool)
+        data[band], valid[band] = read_onto_grid(assets[band], grid, resampling, band)
 
     if aoi_crs is not None and mask_outside:
         inside = geometry_mask([mapping(aoi_crs)], out_shape=(grid.height, grid.width), transform=grid.transform, invert=True, all_touched=False)
