@@ -15,7 +15,7 @@ from eotasks.db import create_api_key, init_db
 from eotasks.launcher import Service, free_port, service_env
 from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
 
-DEPLOYMENTS = ["bandmath/eotasks", "lbe/eotasks", "jpeg/eotasks"]
+DEPLOYMENTS = ["bandmath/eotasks", "lbe/eotasks", "jpeg/eotasks", "mt_stats/eotasks"]
 
 
 class Stack:

@@ -19,11 +19,11 @@ from pyproj import Transformer
 from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 
-from eotasks.catalog.demo import generate_demo
+from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.ingest import ingest_folder
 from eotasks.db import create_api_key
 from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
-from tests.reference import independent_ndvi, polygon_in_crs, read_bbox, read_polygon
+from tests.reference import independent_ndvi, independent_scene_stats, numpy_stats, polygon_in_crs, read_bbox, read_polygon
 from tests.stack import CallbackListener, Stack
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,8 @@ SCENE_ID = "S2A_tile_20200615_18SVG_0"
 @pytest.fixture(scope="module")
 def stack(prefect_server, tmp_path_factory):
     # The operator allows loopback callbacks here (they are refused by default: see test_gateway).
-    s = Stack(tmp_path_factory.mktemp("local-stack"), prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true"})
+    # One retry keeps the broken-asset case quick; the retry itself is still exercised.
+    s = Stack(tmp_path_factory.mktemp("local-stack"), prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true", "EOTASKS_IO_RETRIES": "1"})
     yield s
     s.stop()
 
@@ -200,3 +201,62 @@ def test_jpeg_true_colour_and_ndvi_colormap(stack):
                 assert tuple(png[row, col]) == (*expected, 255), (row, col, value)
                 checked += 1
     assert checked > 50
+
+
+def test_mt_stats_over_a_demo_field_for_a_year(stack, tmp_path):
+    records = {r.view_id: r for r in generate_demo(tmp_path / "demo", url=stack.db_url)}
+    # One scene's NIR file is corrupt, another's is gone: both must land in errors, the task finishes.
+    by_date = sorted(records.values(), key=lambda r: r.date)
+    corrupt, missing = by_date[5], by_date[9]
+    corrupt_band = "B08" if corrupt.sensor == "sentinel2l2a" else "B5"
+    open(corrupt.assets[corrupt_band]["href"], "wb").write(b"II*\x00 this is not a GeoTIFF")
+    missing_band = "B08" if missing.sensor == "sentinel2l2a" else "B5"
+    import os
+
+    os.remove(missing.assets[missing_band]["href"])
+
+    field = demo_fields()[0]["geometry"]
+    lonlat = field["coordinates"][0]
+    common = {"date_start": "2023-01-01", "date_end": "2023-12-31", "geometry": field, "sensors": ["sentinel2l2a", "landsat8"]}
+    listed = stack.submit("mt_stats", {**common, "bm_type": ["NDVI", "EVI"]})
+    flat = stack.submit("mt_stats", {**common, "bm_type": "NDVI", "max_cloud_cover_in_aoi": 1})
+
+    answer = stack.wait(listed, timeout=300)
+    assert answer.status_code == 200, answer.text
+    answer = answer.json()
+    assert len(answer["result"]) + len(answer["errors"]) == len(records) == 47
+    broken = {e["view_id"]: e["error"] for e in answer["errors"]}
+    assert set(broken) == {corrupt.view_id, missing.view_id}
+    assert all("could not be read" in msg for msg in broken.values())
+    assert [r["date"] for r in answer["result"]] == sorted(r["date"] for r in answer["result"])
+    for item in answer["result"]:
+        record = records[item["view_id"]]
+        for expression in ("NDVI", "EVI"):
+            cloud, values = independent_scene_stats(record, expression, lonlat)
+            assert item["cloud"] == pytest.approx(cloud, rel=1e-12, abs=1e-12)
+            for key, want in numpy_stats(values).items():
+                assert item["indexes"][expression][key] == pytest.approx(want, rel=1e-9), (item["view_id"], expression, key)
+    clouds = {item["view_id"]: item["cloud"] for item in answer["result"]}
+    assert any(c > 1 for c in clouds.values()) and any(c <= 1 for c in clouds.values())
+
+    answer = stack.wait(flat, timeout=300).json()
+    keys = {"q1", "q3", "min", "p90", "max", "average", "median", "p10", "date", "scene_id", "variance", "cloud", "std", "view_id"}
+    assert all(set(item) == keys for item in answer["result"])
+    assert {item["view_id"] for item in answer["result"]} == {v for v, c in clouds.items() if c <= 1}
+    over = {e["view_id"] for e in answer["errors"] if "above max_cloud_cover_in_aoi" in e["error"]}
+    assert over == {v for v, c in clouds.items() if c > 1}
+    assert all(set(e) == {"status", "date", "scene_id", "view_id", "error"} for e in answer["errors"])
+
+    # The operator's view: the flow run published a table, a chart and a finished progress bar.
+    from sqlmodel import Session
+
+    from eotasks.db import TaskRecord, get_engine
+
+    with Session(get_engine(stack.db_url)) as s:
+        flow_run_id = s.get(TaskRecord, listed).flow_run_id
+    api = stack.service.env["PREFECT_API_URL"]
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}).json()
+    kinds = {a["type"]: a for a in artifacts}
+    assert {"table", "image", "progress"} <= set(kinds), kinds.keys()
+    assert kinds["progress"]["data"] == 100.0
+    assert httpx.get(kinds["image"]["data"]).headers["content-type"] == "image/png"

@@ -209,6 +209,13 @@ BAD_REQUESTS = [
     ("mt_stats end before start", {"type": "mt_stats", "params": {"date_start": "2023-05-01", "date_end": "2023-01-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "params.date_end"),
     ("mt_stats unknown sensor", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "sensors": ["hubble"], "geometry": POLY}}, 400, "params.sensors"),
     ("mt_stats limit 0", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "limit": 0, "geometry": POLY}}, 400, "params.limit"),
+    ("mt_stats span over the limit", {"type": "mt_stats", "params": {"date_start": "2022-01-01", "date_end": "2023-06-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "params.date_end"),
+    ("mt_stats too many expressions", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": ["NDVI"] * 11, "geometry": POLY}}, 400, "params.bm_type"),
+    ("mt_stats two expressions in one item", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI, EVI", "sensors": ["S2L2A"], "geometry": POLY}}, 400, "params.bm_type"),
+    ("mt_stats bad date", {"type": "mt_stats", "params": {"date_start": "2023-02-30", "date_end": "2023-03-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "params.date_start"),
+    ("mt_stats cloud -1", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "max_cloud_cover_in_aoi": -1, "geometry": POLY}}, 400, "params.max_cloud_cover_in_aoi"),
+    ("mt_stats masking level 5", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "cloud_masking_level": 5, "geometry": POLY}}, 400, "params.cloud_masking_level"),
+    ("mt_stats without AOI", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI"}}, 400, "params.geometry"),
     ("mt_stats cloud 101", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "max_cloud_cover_in_aoi": 101, "geometry": POLY}}, 400, "params.max_cloud_cover_in_aoi"),
 ]
 
@@ -257,3 +264,49 @@ def test_openapi_documents_the_request_models(client):
     spec = client.get("/openapi.json").json()
     assert "BandmathParams" in spec["components"]["schemas"] and "/api/{task_id}" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def demo_scenes(tmp_path_factory):
+    from eotasks.catalog.demo import generate_demo
+
+    return generate_demo(tmp_path_factory.mktemp("gw-demo"), s2_scenes=4, landsat_scenes=3)
+
+
+def test_search_routes_filter_sort_and_page(client, key, demo_scenes):
+    from eotasks.catalog.demo import demo_fields
+
+    field = demo_fields()[0]["geometry"]
+    body = {"search": {"date": {"from": "2023-01-01", "to": "2023-12-31"}, "shape": field}, "page": 1, "limit": 3}
+    r = client.post("/api/lms/search/v2/sentinel2l2a", params={"api_key": key}, json=body)
+    assert r.status_code == 200, r.text
+    page1 = r.json()
+    assert page1["meta"] == {"page": 1, "found": 4, "limit": 3}
+    dates = [x["date"] for x in page1["results"]]
+    assert dates == sorted(dates, reverse=True) and all(x["satelliteName"] == "sentinel2l2a" for x in page1["results"])
+    assert {"sceneID", "view_id", "date", "cloudCoverage", "satelliteName", "dataGeometry"} <= set(page1["results"][0])
+    page2 = client.post("/api/lms/search/v2/S2L2A", params={"api_key": key}, json={**body, "page": 2}).json()
+    assert len(page2["results"]) == 1 and page2["results"][0]["date"] < dates[-1]
+    both = client.post("/api/lms/search/v2", params={"api_key": key},
+                       json={"search": {"satellites": ["sentinel2l2a", "L8"], "date": ["2023-01-05", {"from": "2023-01-10", "to": "2023-01-10"}]},
+                             "sort": {"date": "asc"}}).json()
+    assert [x["date"] for x in both["results"]] == ["2023-01-05", "2023-01-10"]
+    clear = client.post("/api/lms/search/v2", params={"api_key": key}, json={"search": {"cloudCoverage": {"from": 0, "to": 0}}}).json()
+    assert all(x["cloudCoverage"] == 0 for x in clear["results"])
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"search": {"date": {"from": "2023-13-01"}}}, "search.date"),
+    ({"search": {"cloudCoverage": {"from": -1}}}, "search.cloudCoverage.from"),
+    ({"search": {"shape": {"type": "Point", "coordinates": [0, 0]}}}, "search.shape"),
+    ({"search": {"satellites": ["hubble"]}}, "search.satellites"),
+    ({"page": 0}, "page"),
+    ({"sort": {"cloud": "asc"}}, "sort"),
+])
+def test_search_bad_input(client, key, body, field):
+    r = client.post("/api/lms/search/v2", params={"api_key": key}, json=body)
+    assert r.status_code == 400 and any(d["field"].startswith(field) for d in r.json()["details"]), r.text
+
+
+def test_search_unknown_dataset_is_404(client, key):
+    assert client.post("/api/lms/search/v2/hubble", params={"api_key": key}, json={}).status_code == 404
