@@ -1,7 +1,8 @@
 """Multi-Temporal Statistics (``mt_stats``): statistics of indices over an AOI for every scene.
 
 authentication -> scene_lookup -> per scene, concurrently: stats (crop, index, cloud mask,
-statistics) -> gather -> publish (JSON file, table and chart artifacts)
+statistics), in batches of scenes (see tasks/stats.py) -> gather -> publish (JSON file, table and
+chart artifacts)
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_image_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from eotasks.models import MtStatsParams
-from eotasks.raster.chart import timeseries_png
-from eotasks.raster.timeseries import StatsOptions, error_item, shape_answer
+from eotasks.raster.chart import timeseries_svg
+from eotasks.raster.timeseries import StatsOptions, shape_answer
 from eotasks.settings import get_settings
 from eotasks.store import get_store
 from flows._common import HOOKS, fail
@@ -24,7 +25,7 @@ from tasks.authentication import authenticate
 from tasks.crop import resolve_aoi
 from tasks.publish import publish
 from tasks.search import scene_search
-from tasks.stats import scene_stats
+from tasks.stats import batches, scene_batch_stats
 
 
 @flow(name="mt_stats", persist_result=True, result_serializer="json",
@@ -37,22 +38,22 @@ def mt_stats(task_id: str, api_key_id: int, params: MtStatsParams) -> Any:
         scenes = scene_search(params, aoi)
         items = [params.bm_type] if isinstance(params.bm_type, str) else list(params.bm_type)
         options = StatsOptions(params.cloud_masking_level, params.exclude_cover_pixels, params.max_cloud_cover_in_aoi)
-        futures = scene_stats.map(scenes, unmapped(items), unmapped(aoi), unmapped(options))
-        by_future = {f.task_run_id: record for f, record in zip(futures, scenes)}
+        workers = get_settings().mt_stats_workers
+        groups = batches(scenes, workers)
+        futures = [scene_batch_stats.submit(group, items, aoi, options, label=f"{i + 1}of{len(groups)}") for i, group in enumerate(groups)]
         progress = create_progress_artifact(0.0, description=f"mt_stats: scenes done of {len(scenes)}")
-        results, errors = [], []
-        for done, future in enumerate(as_completed(futures), start=1):
-            record = by_future[future.task_run_id]
-            try:
-                item = future.result()
-            except Exception as exc:  # retries exhausted: the scene is reported, the task goes on
-                logger.warning("scene %s failed: %s", record.view_id, exc)
-                errors.append(error_item(record, f"The scene could not be read after retries: {exc}"))
-            else:
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        done = 0
+        for future in as_completed(futures):
+            batch = future.result()  # scenes never fail a batch: each lands in result or errors
+            for item in batch:
                 (errors if item.get("status") is False else results).append(item)
-            update_progress_artifact(progress, 100.0 * done / max(len(scenes), 1))
-            if done % 10 == 0 or done == len(scenes):
-                logger.info("scenes done: %d/%d", done, len(scenes))
+            done += len(batch)
+            update_progress_artifact(progress, 100.0 * done / len(scenes))
+            logger.info("scenes done: %d/%d", done, len(scenes))
+        if not scenes:
+            update_progress_artifact(progress, 100.0)
         answer = shape_answer(results, errors, params.bm_type)
         publish(task_id, {"mt_stats.json": json.dumps(answer).encode()})
         publish_artifacts(task_id, answer, items)
@@ -74,5 +75,5 @@ def publish_artifacts(task_id: str, answer: dict[str, Any], items: list[str]) ->
     create_table_artifact(rows, description=f"mt_stats {task_id}: {len(answer['result'])} scenes, {len(answer['errors'])} left out")
     if answer["result"]:
         store = get_store()
-        key = store.put(f"{task_id}/timeseries.png", timeseries_png(answer, items))
+        key = store.put(f"{task_id}/timeseries.svg", timeseries_svg(answer, items))
         create_image_artifact(image_url=store.download_url(key, ttl_s=30 * 86400), description="average and q1-q3 band per index")

@@ -233,7 +233,8 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
             raise ApiError(404, "Not found") from None
         if not path.is_file():
             raise ApiError(404, "Not found")
-        media = {".tif": "image/tiff", ".jp2": "image/jp2", ".png": "image/png", ".jpg": "image/jpeg", ".zip": "application/zip"}
+        media = {".tif": "image/tiff", ".jp2": "image/jp2", ".png": "image/png", ".jpg": "image/jpeg", ".zip": "application/zip",
+                 ".svg": "image/svg+xml", ".json": "application/json"}
         return FileResponse(path, media_type=media.get(path.suffix.lower(), "application/octet-stream"), filename=path.name)
 
     @app.get("/health", tags=["ops"], include_in_schema=False)

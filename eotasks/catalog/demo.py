@@ -68,20 +68,22 @@ class Landscape:
     fields: list[dict[str, Any]]  # parcel polygons (UTM) with their class
 
 
-def _landscape(seed: int = 7) -> Landscape:
+def _landscape(n: int = N, seed: int = 7) -> Landscape:
+    """Parcels of 350-700 m, a lake and a creek on an n x n truth raster of 5 m pixels."""
     rng = np.random.default_rng(seed)
-    cuts_x = np.sort(rng.choice(np.arange(80, N - 80, 20), 5, replace=False))
-    cuts_y = np.sort(rng.choice(np.arange(80, N - 80, 20), 5, replace=False))
-    xs = np.concatenate([[0], cuts_x, [N]])
-    ys = np.concatenate([[0], cuts_y, [N]])
-    cover = np.zeros((N, N), np.uint8)
-    parcel = np.zeros((N, N), np.int32)
+    cuts = max(5, n // 140)
+    cuts_x = np.sort(rng.choice(np.arange(80, n - 80, 20), cuts, replace=False))
+    cuts_y = np.sort(rng.choice(np.arange(80, n - 80, 20), cuts, replace=False))
+    xs = np.concatenate([[0], cuts_x, [n]])
+    ys = np.concatenate([[0], cuts_y, [n]])
+    cover = np.zeros((n, n), np.uint8)
+    parcel = np.zeros((n, n), np.int32)
     fields = []
-    classes = rng.choice([CROP, CROP, CROP, CROP, CROP, SOIL, FOREST], size=36)
+    classes = rng.choice([CROP, CROP, CROP, CROP, CROP, SOIL, FOREST], size=(cuts + 1) ** 2)
     classes[0] = CROP  # the north-west parcel is always a crop field (the README's example AOI)
     pid = 0
-    for j in range(6):
-        for i in range(6):
+    for j in range(cuts + 1):
+        for i in range(cuts + 1):
             r0, r1, c0, c1 = ys[j], ys[j + 1], xs[i], xs[i + 1]
             # A 2-pixel (10 m) track between parcels, as bare soil.
             cover[r0:r1, c0:c1] = SOIL
@@ -92,13 +94,19 @@ def _landscape(seed: int = 7) -> Landscape:
                            "utm": box(x0 + 2 * BASE, ORIGIN[1] - (r1 - 2) * BASE, ORIGIN[0] + (c1 - 2) * BASE, y0 - 2 * BASE)})
             pid += 1
     # A lake in the south-east and a meandering creek.
-    yy, xx = np.mgrid[0:N, 0:N]
-    lake = ((xx - 0.78 * N) / (0.14 * N)) ** 2 + ((yy - 0.8 * N) / (0.1 * N)) ** 2 <= 1
-    creek = np.abs(yy - (0.45 * N + 0.06 * N * np.sin(xx / N * 9))) < 3
+    yy, xx = np.mgrid[0:n, 0:n]
+    lake = ((xx - 0.78 * n) / (0.14 * n)) ** 2 + ((yy - 0.8 * n) / (0.1 * n)) ** 2 <= 1
+    creek = np.abs(yy - (0.45 * n + 0.06 * n * np.sin(xx / n * 9))) < 3
     cover[lake | creek] = WATER
     sos = rng.uniform(95, 150, pid)
     eos = sos + rng.uniform(90, 140, pid)
     return Landscape(cover, parcel, sos, eos, fields)
+
+
+def _pixels(size_m: int) -> int:
+    if size_m % 60:
+        raise ValueError("size_m must be a multiple of 60 m so that every band's grid fits")
+    return int(size_m / BASE)
 
 
 def _veg_fraction(land: Landscape, doy: int) -> np.ndarray:
@@ -111,19 +119,19 @@ def _veg_fraction(land: Landscape, doy: int) -> np.ndarray:
     return fv.astype(np.float32)
 
 
-def _clouds(rng: np.random.Generator, day: int) -> tuple[np.ndarray, np.ndarray]:
+def _clouds(rng: np.random.Generator, day: int, n: int = N) -> tuple[np.ndarray, np.ndarray]:
     """Cloud optical fraction (0-1) and a shadow flag per 5 m pixel; clouds drift east over the year."""
     if rng.random() < 0.4:
-        return np.zeros((N, N), np.float32), np.zeros((N, N), bool)
-    yy, xx = np.mgrid[0:N, 0:N].astype(np.float32)
-    c = np.zeros((N, N), np.float32)
+        return np.zeros((n, n), np.float32), np.zeros((n, n), bool)
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    c = np.zeros((n, n), np.float32)
     for _ in range(rng.integers(1, 4)):
-        cx = (rng.uniform(0, 1) + day / 120) % 1.2 * N - 0.1 * N
-        cy = rng.uniform(0.1, 0.9) * N
-        sx, sy = rng.uniform(0.05, 0.2) * N, rng.uniform(0.05, 0.15) * N
+        cx = (rng.uniform(0, 1) + day / 120) % 1.2 * n - 0.1 * n
+        cy = rng.uniform(0.1, 0.9) * n
+        sx, sy = rng.uniform(0.05, 0.2) * n, rng.uniform(0.05, 0.15) * n
         c += rng.uniform(0.7, 1.6) * np.exp(-(((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
     c = np.clip(c, 0, 1)
-    shadow = np.zeros((N, N), bool)
+    shadow = np.zeros((n, n), bool)
     shadow[40:, 60:] = c[:-40, :-60] > 0.5  # the sun is in the south-west: shadows fall north-east
     return c, shadow & (c < 0.2)
 
@@ -141,13 +149,15 @@ def _truth(land: Landscape, fv: np.ndarray, cloud: np.ndarray, shadow: np.ndarra
 
 
 def _down(a: np.ndarray, res: float) -> np.ndarray:
-    f = int(res / BASE)
-    return a.reshape(N // f, f, N // f, f).mean(axis=(1, 3))
+    """Average 5 m pixels into ``res`` pixels."""
+    f, n = int(res / BASE), a.shape[0]
+    return a.reshape(n // f, f, n // f, f).mean(axis=(1, 3))
 
 
-def _down_max(a: np.ndarray, res: float) -> np.ndarray:
-    f = int(res / BASE)
-    return a.reshape(N // f, f, N // f, f).max(axis=(1, 3))
+def _sample(a: np.ndarray, res: float) -> np.ndarray:
+    """One 5 m pixel per ``res`` pixel: class maps and bit masks are sampled, never averaged."""
+    f, n = int(res / BASE), a.shape[0]
+    return a.reshape(n // f, f, n // f, f)[:, 0, :, 0]
 
 
 def _transform(res: float) -> Affine:
@@ -190,8 +200,8 @@ def _qa_pixel(land: Landscape, cloud: np.ndarray, shadow: np.ndarray) -> np.ndar
     return qa
 
 
-def _record(view_id: str, scene_id: str, sensor: str, date: dt.date, cloud: float, assets: dict[str, Any], mask: str) -> SceneRecord:
-    bounds = (ORIGIN[0], ORIGIN[1] - SIZE_M, ORIGIN[0] + SIZE_M, ORIGIN[1])
+def _record(view_id: str, scene_id: str, sensor: str, date: dt.date, cloud: float, assets: dict[str, Any], mask: str, size_m: int) -> SceneRecord:
+    bounds = (ORIGIN[0], ORIGIN[1] - size_m, ORIGIN[0] + size_m, ORIGIN[1])
     fp = footprint_geojson(bounds, CRS)
     xs = [p[0] for p in fp["coordinates"][0]]
     ys = [p[1] for p in fp["coordinates"][0]]
@@ -199,11 +209,11 @@ def _record(view_id: str, scene_id: str, sensor: str, date: dt.date, cloud: floa
                        footprint=fp, west=min(xs), south=min(ys), east=max(xs), north=max(ys), assets=assets, mask_band=mask)
 
 
-def demo_fields() -> list[dict[str, Any]]:
+def demo_fields(size_m: int = SIZE_M) -> list[dict[str, Any]]:
     """The demo's parcels as GeoJSON Features in lon/lat (class 1 = crop, 2 = bare soil, 3 = forest)."""
     to_ll = Transformer.from_crs(CRS, 4326, always_xy=True).transform
     return [{"type": "Feature", "properties": {"id": f["id"], "class": f["class"]},
-             "geometry": mapping(shp_transform(to_ll, f["utm"]))} for f in _landscape().fields]
+             "geometry": mapping(shp_transform(to_ll, f["utm"]))} for f in _landscape(_pixels(size_m)).fields]
 
 
 def generate_demo(
@@ -212,19 +222,23 @@ def generate_demo(
     landsat_scenes: int = 23,
     url: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    s2_every_days: int = 15,
+    landsat_every_days: int = 16,
+    size_m: int = SIZE_M,
 ) -> list[SceneRecord]:
     """Write the COGs under ``out_dir`` and register every scene in the catalogue."""
     out_dir = Path(out_dir).resolve()
-    land = _landscape()
+    n = _pixels(size_m)
+    land = _landscape(n)
     records = []
     total = s2_scenes + landsat_scenes
-    plan = [("S2", dt.date(YEAR, 1, 5) + dt.timedelta(days=15 * i), i) for i in range(s2_scenes)]
-    plan += [("L8", dt.date(YEAR, 1, 10) + dt.timedelta(days=16 * i), i) for i in range(landsat_scenes)]
-    for n, (kind, date, i) in enumerate(plan, start=1):
+    plan = [("S2", dt.date(YEAR, 1, 5) + dt.timedelta(days=s2_every_days * i), i) for i in range(s2_scenes)]
+    plan += [("L8", dt.date(YEAR, 1, 10) + dt.timedelta(days=landsat_every_days * i), i) for i in range(landsat_scenes)]
+    for done, (kind, date, i) in enumerate(plan, start=1):
         rng = np.random.default_rng(date.toordinal() * (3 if kind == "S2" else 5))
         doy = date.timetuple().tm_yday
         fv = _veg_fraction(land, doy)
-        cloud, shadow = _clouds(rng, date.toordinal() - dt.date(YEAR, 1, 1).toordinal())
+        cloud, shadow = _clouds(rng, date.toordinal() - dt.date(YEAR, 1, 1).toordinal(), n)
         truth = _truth(land, fv, cloud, shadow, rng)
         if kind == "S2":
             view_id = s2_view_id(S2_TILE, date, 0, level="L2A")
@@ -237,11 +251,11 @@ def generate_demo(
                 _write(folder / f"{band}.tif", dn, res)
                 assets[band] = asset_spec(str(folder / f"{band}.tif"), res, SENTINEL2_L2A.default_scale, SENTINEL2_L2A.default_offset, 0, True)
             scl = _scl(land, fv, cloud, shadow)
-            scl20 = scl.reshape(N // 4, 4, N // 4, 4)[:, 0, :, 0]  # SCL is a class map: sample, never average
+            scl20 = _sample(scl, 20)
             _write(folder / "SCL.tif", scl20, 20)
             assets["SCL"] = asset_spec(str(folder / "SCL.tif"), 20, 1.0, 0.0, 0, False)
             cover = float(np.isin(scl20, (8, 9, 10)).mean() * 100)
-            records.append(upsert_scene(_record(view_id, scene_id, "sentinel2l2a", date, cover, assets, "SCL"), url))
+            records.append(upsert_scene(_record(view_id, scene_id, "sentinel2l2a", date, cover, assets, "SCL", size_m), url))
         else:
             processed = date + dt.timedelta(days=9)
             product = f"LC08_L2SP_{LANDSAT_PATH_ROW}_{date:%Y%m%d}_{processed:%Y%m%d}_02_T1"
@@ -259,11 +273,11 @@ def generate_demo(
                 _write(folder / f"{product}_{band}.TIF", dn, 30)
                 assets[band] = asset_spec(str(folder / f"{product}_{band}.TIF"), 30, 0.00341802, 149.0, 0, True)
             qa = _qa_pixel(land, cloud, shadow)
-            qa30 = qa.reshape(N // 6, 6, N // 6, 6)[:, 0, :, 0]
+            qa30 = _sample(qa, 30)
             _write(folder / f"{product}_QA_PIXEL.TIF", qa30, 30, nodata=1)
             assets["QA_PIXEL"] = asset_spec(str(folder / f"{product}_QA_PIXEL.TIF"), 30, 1.0, 0.0, 1, False)
             cover = float((((qa30 >> 3) & 1) | ((qa30 >> 2) & 1)).mean() * 100)
-            records.append(upsert_scene(_record(f"L8/{product}", product, "landsat8", date, cover, assets, "QA_PIXEL"), url))
+            records.append(upsert_scene(_record(f"L8/{product}", product, "landsat8", date, cover, assets, "QA_PIXEL", size_m), url))
         if progress:
-            progress(n, total)
+            progress(done, total)
     return records
