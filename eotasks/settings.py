@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     store_block: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    # Scene assets on S3 (s3:// hrefs in the catalogue), read in place by windows through GDAL.
+    assets_s3_endpoint_url: str | None = None  # default: s3_endpoint_url
+    assets_requester_pays: bool = False
+    # A saved prefect-aws AwsCredentials block for the assets; otherwise the usual AWS_* variables.
+    assets_credentials_block: str | None = None
     # Signed download URLs live this long.
     download_url_ttl_s: int = 3600
     # HMAC secret for gateway-signed download URLs; generated into data_dir when unset.

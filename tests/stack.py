@@ -102,3 +102,67 @@ def save_store_block(prefect_port: int, endpoint: str) -> str:
                                aws_client_parameters=AwsClientParameters(endpoint_url=endpoint))
         S3Bucket(bucket_name="eotasks-results", bucket_folder="runs", credentials=creds).save("e2e-results", overwrite=True)
     return "e2e-results"
+
+
+class CountingProxy:
+    """A loopback HTTP proxy in front of an S3 endpoint that counts the response bytes of GETs.
+
+    GDAL is pointed at it as its S3 endpoint, so the test sees exactly what a scene read costs."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        from http.server import ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        self.bytes_by_path: dict[str, int] = {}
+        counts = self.bytes_by_path
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                headers["Host"] = target.netloc
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                if self.command == "GET":
+                    with lock:
+                        key = self.path.split("?")[0]
+                        counts[key] = counts.get(key, 0) + len(data)
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def upload_scene(s3, bucket: str, prefix: str, assets: dict) -> dict:
+    """Upload a scene's band files; the same assets with s3:// hrefs."""
+    out = {}
+    for band, spec in assets.items():
+        key = f"{prefix}/{Path(spec['href']).name}"
+        s3.upload_file(spec["href"], bucket, key)
+        out[band] = {**spec, "href": f"s3://{bucket}/{key}"}
+    return out

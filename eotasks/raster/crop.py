@@ -9,7 +9,9 @@ make up each coarse pixel). A pixel belongs to a polygon AOI when its centre is 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import rasterio
@@ -22,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from eotasks.errors import AOIError, AssetReadError
 from eotasks.raster.aoi import to_crs
+from eotasks.raster.assets import open_asset
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,11 @@ def centre_window(bounds: tuple[float, float, float, float], transform: Affine, 
     return Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
 
 
-def _open(href: str) -> rasterio.DatasetReader:
+@contextmanager
+def _open(href: str) -> Iterator[rasterio.DatasetReader]:
     try:
-        return rasterio.open(href)
+        with open_asset(href) as dataset:
+            yield dataset
     except rasterio.errors.RasterioIOError as exc:
         raise AssetReadError(f"cannot open {href}: {exc}") from exc
 
