@@ -1,0 +1,186 @@
+"""The production topology, on real components: Prefect server and our database on PostgreSQL,
+`prefect deploy --all` from prefect.yaml onto a process work pool, two workers, the gateway, and
+one moto S3 server holding both the scene COGs and the result bucket (configured by blocks).
+20 tasks of all four types at once must all finish with correct outputs, shared by both workers.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from rasterio.io import MemoryFile
+from sqlalchemy import text
+
+from eotasks.catalog.demo import demo_fields, generate_demo
+from eotasks.catalog.ingest import ingest_folder
+from eotasks.catalog.scenes import upsert_scene
+from eotasks.db import TaskRecord, create_api_key, get_engine, init_db, session
+from eotasks.launcher import Service, free_port, service_env
+from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
+from tests.reference import independent_scene_stats, numpy_stats, read_polygon
+from tests.stack import CountingProxy, upload_scene
+from tests.test_e2e import GEOMETRY, SCENE_ID, TRIANGLE, check_ndvi_tif
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+FULL_SAMPLE = REPO.parent / "shared" / "data" / "sentinel2-l1c-sample"
+
+
+@pytest.fixture
+def databases():
+    suffix = uuid.uuid4().hex[:8]
+    names = [f"eotasks_prefect_{suffix}", f"eotasks_app_{suffix}"]
+    admin = get_engine(f"{PG}/postgres").execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    yield names
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def save_blocks(api_url: str, moto: str, proxy: str) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        store = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
+                               aws_client_parameters=AwsClientParameters(endpoint_url=moto))
+        S3Bucket(bucket_name="eotasks-results", bucket_folder="prod", credentials=store).save("results", overwrite=True)
+        S3Bucket(bucket_name="eotasks-results", bucket_folder="prefect-results", credentials=store).save("prefect-results", overwrite=True)
+        # Scene assets are read through the byte-counting proxy in front of the same S3 server.
+        AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
+                       aws_client_parameters=AwsClientParameters(endpoint_url=proxy)).save("assets", overwrite=True)
+
+
+def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
+    prefect_db, app_db = databases
+    app_url = f"{PG}/{app_db}"
+    proxy = CountingProxy(moto_s3)
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="scenes")
+
+    # The catalogue (PostgreSQL) with scene COGs on S3: the real sample crop and a demo time series.
+    init_db(app_url)
+    init_db(app_url)  # safe twice
+    local = ingest_folder(CROP_DIR, "sentinel2", view_id=SAMPLE_VIEW_ID, platform="S2A", url=app_url)
+    local.assets = upload_scene(s3, "scenes", "sample", local.assets)
+    upsert_scene(local, app_url)
+    demo_local = generate_demo(tmp_path / "demo", s2_scenes=6, landsat_scenes=4, url=app_url)
+    for record in demo_local:
+        remote = record.model_copy(update={"assets": upload_scene(s3, "scenes", record.view_id.replace("/", "_"), record.assets)})
+        upsert_scene(remote, app_url)
+    big = None
+    if FULL_SAMPLE.is_dir():  # the full 6 MB-per-band sample: what a small AOI costs to read
+        big = ingest_folder(FULL_SAMPLE, "sentinel2", view_id="S2/18/S/VG/2020/6/16/0", platform="S2A", url=app_url)
+        big.assets = upload_scene(s3, "scenes", "full", {b: big.assets[b] for b in ("B04", "B08")})
+        upsert_scene(big, app_url)
+    key, _ = create_api_key("production", url=app_url)
+
+    prefect_port, gateway_port = free_port(), free_port()
+    env = service_env(tmp_path, prefect_port, {
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
+        "EOTASKS_DATABASE_URL": app_url, "EOTASKS_STORE_BLOCK": "results", "EOTASKS_ASSETS_CREDENTIALS_BLOCK": "assets",
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/prefect-results", "EOTASKS_CODE_DIR": str(REPO),
+        "EOTASKS_PORT": str(gateway_port), "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+    })
+    env.pop("PREFECT_LOCAL_STORAGE_PATH")  # results go to the shared block, as across machines
+    service = Service(env, tmp_path / "logs")
+    try:
+        service.start_prefect_server(prefect_port, timeout=180)
+        save_blocks(env["PREFECT_API_URL"], moto_s3, proxy.url)
+        for cmd in (["work-pool", "create", "eotasks", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
+            done = subprocess.run([sys.executable, "-m", "prefect", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stdout + done.stderr
+        listed = subprocess.run([sys.executable, "-m", "prefect", "deployment", "ls"], cwd=REPO, env=env, capture_output=True, text=True)
+        assert all(f"{name}/eotasks" in listed.stdout for name in ("bandmath", "lbe", "jpeg", "mt_stats")), listed.stdout
+        for name in ("worker-a", "worker-b"):
+            service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--limit", "4", "--name", name])
+        service.start_gateway("127.0.0.1", gateway_port)
+        base = f"http://127.0.0.1:{gateway_port}"
+        client = httpx.Client(timeout=30)
+
+        def submit(task_type: str, params: dict) -> str:
+            r = client.post(f"{base}/api", params={"api_key": key}, json={"type": task_type, "params": params})
+            assert r.status_code == 202, r.text
+            return r.json()["task_id"]
+
+        def wait(task_id: str, timeout: float = 600) -> httpx.Response:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                r = client.get(f"{base}/api/{task_id}", params={"api_key": key, "redirect": "false"})
+                if r.json().get("task_type") not in ("created", "started"):
+                    return r
+                time.sleep(1)
+            raise TimeoutError(task_id)
+
+        bytes_before = dict(proxy.bytes_by_path)
+        if big is not None:  # one small-AOI task alone, to count what it reads
+            small = {"type": "Polygon", "coordinates": [[[-75.655, 37.700], [-75.648, 37.700], [-75.648, 37.705], [-75.655, 37.705], [-75.655, 37.700]]]}
+            first = submit("bandmath", {"view_id": "S2/18/S/VG/2020/6/16/0", "bm_type": "NDVI", "geometry": small})
+            assert wait(first).json()["task_type"] == "finished"
+            read = sum(v - bytes_before.get(p, 0) for p, v in proxy.bytes_by_path.items() if p.startswith("/scenes/full/"))
+            total = sum((FULL_SAMPLE / f"{b}.tif").stat().st_size for b in ("B04", "B08"))
+            assert 0 < read < 0.15 * total, (read, total)
+            print(f"small AOI read {read} of {total} bytes ({100 * read / total:.1f} %)")
+
+        field = demo_fields()[0]["geometry"]
+        tasks = []
+        tasks += [("bandmath", submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY})) for _ in range(8)]
+        tasks += [("lbe", submit("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B04", "B03", "B02"], "geometry": GEOMETRY})) for _ in range(4)]
+        tasks += [("jpeg", submit("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "png"})) for _ in range(4)]
+        tasks += [("mt_stats", submit("mt_stats", {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": "NDVI", "geometry": field,
+                                                   "sensors": ["sentinel2l2a", "landsat8"]})) for _ in range(4)]
+        answers = {task_id: wait(task_id) for _, task_id in tasks}
+
+        expected_rgb = [read_polygon(CROP_DIR / f"{b}.tif", TRIANGLE)[0] for b in ("B04", "B03", "B02")]
+        demo_by_view = {r.view_id: r for r in demo_local}
+        for task_type, task_id in tasks:
+            body = answers[task_id].json()
+            if task_type == "mt_stats":
+                assert len(body["result"]) == 10 and body["errors"] == [], body["errors"]
+                for item in body["result"]:
+                    cloud, values = independent_scene_stats(demo_by_view[item["view_id"]], "NDVI", field["coordinates"][0])
+                    assert item["cloud"] == pytest.approx(cloud, rel=1e-12, abs=1e-12)
+                    assert item["average"] == pytest.approx(numpy_stats(values)["average"], rel=1e-9)
+                continue
+            assert body["task_type"] == "finished", body
+            assert "X-Amz-Signature" in body["result_url"]
+            data = httpx.get(body["result_url"]).content
+            if task_type == "bandmath":
+                check_ndvi_tif(data)
+            elif task_type == "lbe":
+                with MemoryFile(data) as mem, mem.open() as ds:
+                    assert all(np.array_equal(ds.read(i + 1), want) for i, want in enumerate(expected_rgb))
+            else:
+                assert Image.open(io.BytesIO(data)).mode == "RGBA"
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results", Prefix=f"prod/{task_id}/").get("Contents", [])]
+            assert keys, task_id  # results landed in the bucket
+
+        # Both workers took a share of the runs.
+        with session(app_url) as s:
+            run_ids = {s.get(TaskRecord, task_id).flow_run_id for _, task_id in tasks}
+        shares = {}
+        for name in ("worker-a", "worker-b"):
+            log = (tmp_path / "logs" / f"{name}.log").read_text()
+            shares[name] = {rid for rid in run_ids if re.search(rid, log)}
+        assert all(shares.values()), {k: len(v) for k, v in shares.items()}
+        assert shares["worker-a"] | shares["worker-b"] == run_ids
+        print({k: len(v) for k, v in shares.items()})
+    finally:
+        service.stop(grace=5)
+        proxy.close()
