@@ -4,6 +4,7 @@
     eotasks keys create NAME [--quota N]     print a new API key (shown once)
     eotasks keys revoke NAME|KEY
     eotasks catalog ingest-dir PATH --sensor S --date D [--view-id V] [--platform S2A]
+    eotasks catalog ingest-stac CATALOG.json | --search API_URL --collection C [--bbox ...] [--datetime ...]
     eotasks catalog demo [--out DIR]
     eotasks catalog ls [--sensor S]
 """
@@ -63,6 +64,24 @@ def cmd_ingest_dir(args: argparse.Namespace) -> int:
     record = ingest_folder(args.path, args.sensor, date, args.view_id, args.platform, args.cloud_cover)
     print(f"{record.view_id}  {record.scene_id}  {', '.join(record.assets)}")
     return 0
+
+
+def cmd_ingest_stac(args: argparse.Namespace) -> int:
+    from eotasks.catalog.stac import ingest_stac_search, ingest_static_catalog
+    from eotasks.db import init_db
+
+    init_db()
+    if args.search:
+        bbox = [float(x) for x in args.bbox.split(",")] if args.bbox else None
+        records, problems = ingest_stac_search(args.href, args.collection, bbox, args.datetime, args.max_items)
+    else:
+        records, problems = ingest_static_catalog(args.href)
+    for r in records:
+        print(f"{r.view_id}  {r.scene_id}  {', '.join(r.assets)}")
+    for p in problems:
+        print(f"skipped {p}", file=sys.stderr)
+    print(f"{len(records)} scenes ingested, {len(problems)} skipped", file=sys.stderr)
+    return 0 if records or not problems else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -185,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--platform", help="S2A, S2B ... (for the Sentinel-2 scene_id)")
     p.add_argument("--cloud-cover", type=float, default=0.0)
     p.set_defaults(func=cmd_ingest_dir)
+    p = cat.add_parser("ingest-stac", help="ingest a static STAC catalogue/item, or (--search) a STAC API search")
+    p.add_argument("href", help="catalog.json / item.json path or URL, or with --search the API's URL")
+    p.add_argument("--search", action="store_true", help="href is a STAC API (e.g. https://earth-search.aws.element84.com/v1)")
+    p.add_argument("--collection", action="append", default=[], help="sentinel-2-l2a, landsat-c2-l2 ... (repeatable)")
+    p.add_argument("--bbox", help="minx,miny,maxx,maxy")
+    p.add_argument("--datetime", help="e.g. 2023-01-01/2023-12-31")
+    p.add_argument("--max-items", type=int, default=500)
+    p.set_defaults(func=cmd_ingest_stac)
     p = cat.add_parser("demo", help="write and ingest the synthetic demo time series")
     p.add_argument("--out")
     p.set_defaults(func=cmd_demo)

@@ -23,9 +23,10 @@ _LANDSAT_PRE = re.compile(
     r"(?P<gsi>[A-Z]{3})(?P<version>\d{2})$"
 )
 # Collection product id: LXSS_LLLL_PPPRRR_YYYYMMDD_yyyymmdd_CC_TX, e.g. LC08_L1TP_041036_20171202_20171207_01_T1.
+# Earth Search v1 names the same scenes without the processing date: LC08_L2SP_014034_20230110_02_T1.
 _LANDSAT_COLL = re.compile(
     r"^L(?P<sensor>[COTEM])0(?P<sat>[89])_(?P<level>L1TP|L1GT|L1GS|L2SP|L2SR)_(?P<path>\d{3})(?P<row>\d{3})_"
-    r"(?P<date>\d{8})_(?P<processed>\d{8})_(?P<collection>0[12])_(?P<tier>T1|T2|RT)$"
+    r"(?P<date>\d{8})_(?:(?P<processed>\d{8})_)?(?P<collection>0[12])_(?P<tier>T1|T2|RT)$"
 )
 
 

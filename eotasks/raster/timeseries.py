@@ -37,11 +37,12 @@ class StatsOptions:
 
 
 def mask_kind(record: SceneRecord) -> str | None:
-    if not record.mask_band:
-        return None
-    if record.mask_band == "SCL":
-        return "SCL"
-    return parse_view_id(record.view_id).mask_kind or "QA_PIXEL"
+    """The bit layout of the scene's mask band: by its name, and for BQA by the collection."""
+    if record.mask_band in ("SCL", "QA_PIXEL"):
+        return record.mask_band
+    if record.mask_band == "BQA":
+        return "BQA_C1" if parse_view_id(record.view_id).collection == "01" else "BQA_PRE"
+    return None
 
 
 def scene_statistics(record: SceneRecord, items: list[str], aoi: BaseGeometry, options: StatsOptions) -> dict[str, Any]:
