@@ -31,35 +31,40 @@ from tasks.stats import batches, scene_batch_stats
 @flow(name="mt_stats", persist_result=True, result_serializer="json",
       task_runner=ThreadPoolTaskRunner(max_workers=get_settings().mt_stats_workers), **HOOKS)
 def mt_stats(task_id: str, api_key_id: int, params: MtStatsParams) -> Any:
-    logger = get_run_logger()
     try:
         authenticate(api_key_id)
-        aoi = resolve_aoi(params)
-        scenes = scene_search(params, aoi)
-        items = [params.bm_type] if isinstance(params.bm_type, str) else list(params.bm_type)
-        options = StatsOptions(params.cloud_masking_level, params.exclude_cover_pixels, params.max_cloud_cover_in_aoi)
-        workers = get_settings().mt_stats_workers
-        groups = batches(scenes, workers)
-        futures = [scene_batch_stats.submit(group, items, aoi, options, label=f"{i + 1}of{len(groups)}") for i, group in enumerate(groups)]
-        progress = create_progress_artifact(0.0, description=f"mt_stats: scenes done of {len(scenes)}")
-        results: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        done = 0
-        for future in as_completed(futures):
-            batch = future.result()  # scenes never fail a batch: each lands in result or errors
-            for item in batch:
-                (errors if item.get("status") is False else results).append(item)
-            done += len(batch)
-            update_progress_artifact(progress, 100.0 * done / len(scenes))
-            logger.info("scenes done: %d/%d", done, len(scenes))
-        if not scenes:
-            update_progress_artifact(progress, 100.0)
-        answer = shape_answer(results, errors, params.bm_type)
+        answer, items = time_series(params)
         publish(task_id, {"mt_stats.json": json.dumps(answer).encode()})
         publish_artifacts(task_id, answer, items)
         return answer
     except Exception as exc:
         return fail(exc)
+
+
+def time_series(params: MtStatsParams) -> tuple[dict[str, Any], list[str]]:
+    """scene_lookup -> batches of per-scene stats, concurrently -> the answer (flow-level code)."""
+    logger = get_run_logger()
+    aoi = resolve_aoi(params)
+    scenes = scene_search(params, aoi)
+    items = [params.bm_type] if isinstance(params.bm_type, str) else list(params.bm_type)
+    options = StatsOptions(params.cloud_masking_level, params.exclude_cover_pixels, params.max_cloud_cover_in_aoi)
+    workers = get_settings().mt_stats_workers
+    groups = batches(scenes, workers)
+    futures = [scene_batch_stats.submit(group, items, aoi, options, label=f"{i + 1}of{len(groups)}") for i, group in enumerate(groups)]
+    progress = create_progress_artifact(0.0, description=f"mt_stats: scenes done of {len(scenes)}")
+    results: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    done = 0
+    for future in as_completed(futures):
+        batch = future.result()  # scenes never fail a batch: each lands in result or errors
+        for item in batch:
+            (errors if item.get("status") is False else results).append(item)
+        done += len(batch)
+        update_progress_artifact(progress, 100.0 * done / len(scenes))
+        logger.info("scenes done: %d/%d", done, len(scenes))
+    if not scenes:
+        update_progress_artifact(progress, 100.0)
+    return shape_answer(results, errors, params.bm_type), items
 
 
 def publish_artifacts(task_id: str, answer: dict[str, Any], items: list[str]) -> None:
@@ -72,7 +77,7 @@ def publish_artifacts(task_id: str, answer: dict[str, Any], items: list[str]) ->
                          **{k: round(s[k], 4) for k in ("average", "median", "min", "max", "q1", "q3", "std")}})
     for e in answer["errors"]:
         rows.append({"date": e["date"], "view_id": e["view_id"], "index": "-", "error": e["error"]})
-    create_table_artifact(rows, description=f"mt_stats {task_id}: {len(answer['result'])} scenes, {len(answer['errors'])} left out")
+    create_table_artifact(rows, description=f"{task_id}: {len(answer['result'])} scenes, {len(answer['errors'])} left out")
     if answer["result"]:
         store = get_store()
         key = store.put(f"{task_id}/timeseries.svg", timeseries_svg(answer, items))

@@ -7,6 +7,7 @@ one moto S3 server holding both the scene COGs and the result bucket (configured
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -108,6 +109,7 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
             assert done.returncode == 0, done.stdout + done.stderr
         listed = subprocess.run([sys.executable, "-m", "prefect", "deployment", "ls"], cwd=REPO, env=env, capture_output=True, text=True)
         assert all(f"{name}/eotasks" in listed.stdout for name in ("bandmath", "lbe", "jpeg", "mt_stats")), listed.stdout
+        assert "monitor/weekly-demo-field" in listed.stdout, listed.stdout
         for name in ("worker-a", "worker-b"):
             service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--limit", "4", "--name", name])
         service.start_gateway("127.0.0.1", gateway_port)
@@ -171,6 +173,8 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
             keys = [o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results", Prefix=f"prod/{task_id}/").get("Contents", [])]
             assert keys, task_id  # results landed in the bucket
 
+        check_scheduled_monitoring(env["PREFECT_API_URL"], s3)
+
         # Both workers took a share of the runs.
         with session(app_url) as s:
             run_ids = {s.get(TaskRecord, task_id).flow_run_id for _, task_id in tasks}
@@ -184,3 +188,36 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
     finally:
         service.stop(grace=5)
         proxy.close()
+
+
+def check_scheduled_monitoring(api: str, s3) -> None:
+    """The schedule of prefect.yaml made runs; the earliest, brought forward to now, completes and
+    keeps its answer in the bucket."""
+    deployment = httpx.get(f"{api}/deployments/name/monitor/weekly-demo-field").json()
+    assert deployment["schedules"] and deployment["schedules"][0]["schedule"]["cron"] == "0 6 * * 1"
+    deadline = time.monotonic() + 120
+    runs = []
+    while time.monotonic() < deadline and not runs:
+        runs = httpx.post(f"{api}/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment["id"]]}},
+                                                           "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+                                                           "sort": "EXPECTED_START_TIME_ASC"}).json()
+        time.sleep(2)
+    assert runs, "the scheduler made no runs"
+    run = runs[0]
+    assert run["auto_scheduled"] is True
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    r = httpx.post(f"{api}/flow_runs/{run['id']}/set_state", json={"state": {"type": "SCHEDULED", "name": "Scheduled",
+                   "state_details": {"scheduled_time": now}}, "force": True})
+    assert r.status_code in (200, 201), r.text
+    deadline = time.monotonic() + 240
+    state = None
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED"):
+            break
+        time.sleep(2)
+    assert state == "COMPLETED", state
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results", Prefix="prod/monitoring/demo-field/").get("Contents", [])]
+    [answer_key] = [k for k in keys if k.endswith(".json")]
+    kept = json.loads(s3.get_object(Bucket="eotasks-results", Key=answer_key)["Body"].read())
+    assert len(kept["result"]) == 10 and kept["params"]["date_end"] == "2023-12-31"

@@ -1,0 +1,52 @@
+"""Monitoring (scheduled): statistics of an index over a saved AOI for the last N days, every run.
+
+An operator's job, not an API task: it runs from a schedule in prefect.yaml, needs no API key, and
+keeps each run's answer in the result store under ``monitoring/<name>/<run time>.json``.
+
+scene_lookup -> per scene: stats (batches, concurrently) -> publish (JSON, table and chart artifacts)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from eotasks.models import MtStatsParams
+from eotasks.settings import get_settings
+from flows._common import fail, safe_name
+from flows.mt_stats import publish_artifacts, time_series
+from tasks.publish import publish
+
+
+@flow(name="monitor", persist_result=True, result_serializer="json",
+      task_runner=ThreadPoolTaskRunner(max_workers=get_settings().mt_stats_workers))
+def monitor(
+    name: str,
+    bm_type: str | list[str],
+    geometry: dict[str, Any] | None = None,
+    cropper_ref: str | None = None,
+    sensors: list[str] | None = None,
+    days: int = 30,
+    end_date: dt.date | None = None,
+    max_cloud_cover_in_aoi: float = 100.0,
+    cloud_masking_level: int = 1,
+) -> Any:
+    try:
+        end = end_date or dt.datetime.now(dt.timezone.utc).date()
+        params = MtStatsParams(date_start=end - dt.timedelta(days=days), date_end=end, bm_type=bm_type, geometry=geometry,
+                               cropper_ref=cropper_ref, sensors=sensors, max_cloud_cover_in_aoi=max_cloud_cover_in_aoi,
+                               cloud_masking_level=cloud_masking_level)
+        answer, items = time_series(params)
+        started = flow_run.scheduled_start_time or dt.datetime.now(dt.timezone.utc)
+        folder, stamp = f"monitoring/{safe_name(name)}", f"{started:%Y%m%dT%H%M%SZ}"
+        [key] = publish(folder, {f"{stamp}.json": json.dumps({"params": params.model_dump(mode="json"), **answer}).encode()})
+        publish_artifacts(f"{folder}/{stamp}", answer, items)
+        get_run_logger().info("kept %d scenes (%d left out) as %s", len(answer["result"]), len(answer["errors"]), key)
+        return {"key": key, "scenes": len(answer["result"]), "errors": len(answer["errors"])}
+    except Exception as exc:
+        return fail(exc)
