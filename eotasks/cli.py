@@ -7,6 +7,7 @@
     eotasks catalog ingest-stac CATALOG.json | --search API_URL --collection C [--bbox ...] [--datetime ...]
     eotasks catalog demo [--out DIR]
     eotasks catalog ls [--sensor S]
+    eotasks blocks setup --bucket B [--endpoint-url URL]   save the S3 blocks the flows read
 """
 
 from __future__ import annotations
@@ -181,6 +182,17 @@ Ctrl-C stops everything.""", flush=True)
         time.sleep(1)
 
 
+def cmd_blocks_setup(args: argparse.Namespace) -> int:
+    from blocks.defaults import register_block_types, save_default_blocks
+
+    register_block_types()
+    env = save_default_blocks(args.bucket, args.prefix, args.endpoint_url, args.assets_endpoint_url, args.region)
+    print("saved; give the workers and the gateway:")
+    for k, v in env.items():
+        print(f"  export {k}={v}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="eotasks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -218,6 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     p = cat.add_parser("ls", help="list scenes")
     p.add_argument("--sensor")
     p.set_defaults(func=cmd_ls)
+
+    blk = sub.add_parser("blocks", help="Prefect blocks").add_subparsers(dest="blocks_command", required=True)
+    p = blk.add_parser("setup", help="register block types and save the default S3 blocks (credentials from AWS_*)")
+    p.add_argument("--bucket", required=True)
+    p.add_argument("--prefix", default="eotasks")
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint for results (MinIO, moto ...)")
+    p.add_argument("--assets-endpoint-url", help="endpoint for scene assets (default: --endpoint-url)")
+    p.add_argument("--region", default="us-east-1")
+    p.set_defaults(func=cmd_blocks_setup)
 
     args = parser.parse_args(argv)
     try:

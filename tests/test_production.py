@@ -54,20 +54,6 @@ def databases():
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-def save_blocks(api_url: str, moto: str, proxy: str) -> None:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
-
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        store = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
-                               aws_client_parameters=AwsClientParameters(endpoint_url=moto))
-        S3Bucket(bucket_name="eotasks-results", bucket_folder="prod", credentials=store).save("results", overwrite=True)
-        S3Bucket(bucket_name="eotasks-results", bucket_folder="prefect-results", credentials=store).save("prefect-results", overwrite=True)
-        # Scene assets are read through the byte-counting proxy in front of the same S3 server.
-        AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
-                       aws_client_parameters=AwsClientParameters(endpoint_url=proxy)).save("assets", overwrite=True)
-
-
 def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
     prefect_db, app_db = databases
     app_url = f"{PG}/{app_db}"
@@ -95,15 +81,20 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
     prefect_port, gateway_port = free_port(), free_port()
     env = service_env(tmp_path, prefect_port, {
         "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
-        "EOTASKS_DATABASE_URL": app_url, "EOTASKS_STORE_BLOCK": "results", "EOTASKS_ASSETS_CREDENTIALS_BLOCK": "assets",
-        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/prefect-results", "EOTASKS_CODE_DIR": str(REPO),
+        "EOTASKS_DATABASE_URL": app_url, "EOTASKS_STORE_BLOCK": "eotasks-results", "EOTASKS_ASSETS_CREDENTIALS_BLOCK": "eotasks-assets",
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/eotasks-prefect-results", "EOTASKS_CODE_DIR": str(REPO),
         "EOTASKS_PORT": str(gateway_port), "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
     })
     env.pop("PREFECT_LOCAL_STORAGE_PATH")  # results go to the shared block, as across machines
     service = Service(env, tmp_path / "logs")
     try:
         service.start_prefect_server(prefect_port, timeout=180)
-        save_blocks(env["PREFECT_API_URL"], moto_s3, proxy.url)
+        # The operator's command; scene assets are read through the byte-counting proxy.
+        setup = subprocess.run([sys.executable, "-m", "eotasks.cli", "blocks", "setup", "--bucket", "eotasks-results", "--prefix", "prod",
+                                "--endpoint-url", moto_s3, "--assets-endpoint-url", proxy.url], cwd=REPO, capture_output=True, text=True,
+                               env={**env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}, timeout=120)
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        assert "EOTASKS_STORE_BLOCK=eotasks-results" in setup.stdout
         for cmd in (["work-pool", "create", "eotasks", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
             done = subprocess.run([sys.executable, "-m", "prefect", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
             assert done.returncode == 0, done.stdout + done.stderr
