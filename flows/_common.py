@@ -65,4 +65,21 @@ def callback_hook(flow: Any, flow_run: Any, state: State) -> None:
     send_callback(record.callback_url, body)
 
 
+def time_series_runner() -> Any:
+    """Per-scene fan-out: threads by default (rasterio and numpy release the GIL); a Dask cluster when
+    EOTASKS_DASK_ADDRESS names a scheduler (tcp://host:8786), or an in-process one for "local"."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from eotasks.settings import get_settings
+
+    settings = get_settings()
+    if not settings.dask_address:
+        return ThreadPoolTaskRunner(max_workers=settings.mt_stats_workers)
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address == "local":
+        return DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": settings.mt_stats_workers})
+    return DaskTaskRunner(address=settings.dask_address)
+
+
 HOOKS = dict(on_completion=[callback_hook], on_failure=[callback_hook], on_crashed=[callback_hook], on_cancellation=[callback_hook])

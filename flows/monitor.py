@@ -14,17 +14,15 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from eotasks.models import MtStatsParams
-from eotasks.settings import get_settings
-from flows._common import fail, safe_name
+from flows._common import fail, safe_name, time_series_runner
 from flows.mt_stats import publish_artifacts, time_series
 from tasks.publish import publish
 
 
 @flow(name="monitor", persist_result=True, result_serializer="json",
-      task_runner=ThreadPoolTaskRunner(max_workers=get_settings().mt_stats_workers))
+      task_runner=time_series_runner())
 def monitor(
     name: str,
     bm_type: str | list[str],

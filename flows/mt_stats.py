@@ -13,14 +13,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_image_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from eotasks.models import MtStatsParams
 from eotasks.raster.chart import timeseries_svg
 from eotasks.raster.timeseries import StatsOptions, shape_answer
 from eotasks.settings import get_settings
 from eotasks.store import get_store
-from flows._common import HOOKS, fail
+from flows._common import HOOKS, fail, time_series_runner
 from tasks.authentication import authenticate
 from tasks.crop import resolve_aoi
 from tasks.publish import publish
@@ -29,7 +28,7 @@ from tasks.stats import batches, scene_batch_stats
 
 
 @flow(name="mt_stats", persist_result=True, result_serializer="json",
-      task_runner=ThreadPoolTaskRunner(max_workers=get_settings().mt_stats_workers), **HOOKS)
+      task_runner=time_series_runner(), **HOOKS)
 def mt_stats(task_id: str, api_key_id: int, params: MtStatsParams) -> Any:
     try:
         authenticate(api_key_id)
