@@ -6,6 +6,8 @@ Production runs the same flows from ``prefect.yaml`` on a process work pool inst
 
 from __future__ import annotations
 
+import os
+
 from prefect import serve
 
 from eotasks.settings import get_settings
@@ -31,6 +33,10 @@ def main() -> None:
     # The operator's weekly monitoring job of prefect.yaml, on the demo field.
     deployments.append(monitor.to_deployment(name="weekly-demo-field", tags=["eotasks", "monitoring"], cron="0 6 * * 1",
                                              parameters=weekly_demo_field()))
+    if os.environ.get("EOTASKS_SERVE_NOOP"):  # bench/api.py's orchestration floor
+        from flows.noop import noop
+
+        deployments.append(noop.to_deployment(name=settings.deployment_suffix))
     # pause_on_shutdown=False: stopping the embedded service must not pause schedules for good.
     serve(*deployments, limit=settings.serve_limit, pause_on_shutdown=False)
 

@@ -152,15 +152,20 @@ class AOIParams(_Params):
         return self.bbox is None
 
 
-class BandmathParams(AOIParams):
+class SceneParams(AOIParams):
+    """Parameters of the task types that work on one scene."""
+
     view_id: str = Field(..., description="The scene, e.g. S2/18/S/VG/2020/6/15/0.", examples=["S2/18/S/VG/2020/6/15/0"])
-    bm_type: str = Field(..., description="One or more comma-separated expressions or aliases, e.g. 'NDVI' or '(B08-B04)/(B08+B04), NDWI'.", examples=["NDVI"])
-    name_alias: str | None = Field(None, max_length=128, description="Output file name instead of bm_type.")
 
     @field_validator("view_id")
     @classmethod
     def _view(cls, v: str) -> str:
         return _check_view_id(v)
+
+
+class BandmathParams(SceneParams):
+    bm_type: str = Field(..., description="One or more comma-separated expressions or aliases, e.g. 'NDVI' or '(B08-B04)/(B08+B04), NDWI'.", examples=["NDVI"])
+    name_alias: str | None = Field(None, max_length=128, description="Output file name instead of bm_type.")
 
     @field_validator("bm_type")
     @classmethod
@@ -168,17 +173,11 @@ class BandmathParams(AOIParams):
         return _check_expressions(v, info.data.get("view_id"))
 
 
-class LbeParams(AOIParams):
+class LbeParams(SceneParams):
     _aoi_required = True
-    view_id: str
     bands: list[str] = Field(..., description="Band names in output order.", examples=[["B04", "B03", "B02"]])
     merge: bool = True
     metadata: list[str] | None = None
-
-    @field_validator("view_id")
-    @classmethod
-    def _view(cls, v: str) -> str:
-        return _check_view_id(v)
 
     @field_validator("bands")
     @classmethod
@@ -200,8 +199,7 @@ class LbeParams(AOIParams):
         return resolved
 
 
-class JpegParams(AOIParams):
-    view_id: str
+class JpegParams(SceneParams):
     bm_type: str = Field(..., description="One expression (grey or colormapped) or three (RGB), e.g. 'B04,B03,B02'.")
     format: Literal["jpeg", "png", "tiff"] = "jpeg"
     px_size: float | None = Field(None, gt=0, description="Output pixel size in metres of EPSG:3857.")
@@ -211,11 +209,6 @@ class JpegParams(AOIParams):
     colors_limit: int | None = Field(None, ge=2, le=256)
     name_alias: str | None = Field(None, max_length=128)
     calibrate: bool | None = None
-
-    @field_validator("view_id")
-    @classmethod
-    def _view(cls, v: str) -> str:
-        return _check_view_id(v)
 
     @field_validator("bm_type")
     @classmethod

@@ -11,7 +11,7 @@ from prefect import flow
 
 from eotasks.raster.bandmath import NODATA
 from eotasks.raster.cog import cog_bytes
-from eotasks.raster.indices import compile_expressions
+from eotasks.raster.indices import bands_of, compile_expressions
 from eotasks.models import BandmathParams
 from eotasks.sensors import SENSORS
 from eotasks.settings import get_settings
@@ -29,8 +29,7 @@ def bandmath(task_id: str, api_key_id: int, params: BandmathParams) -> Any:
         authenticate(api_key_id)
         scene = scene_lookup(params.view_id)
         programs = compile_expressions(params.bm_type, SENSORS[scene.sensor], get_settings().max_expression_chars)
-        bands = list(dict.fromkeys(b for p in programs for b in p.bands))
-        cropped = crop(scene, params, bands)
+        cropped = crop(scene, params, bands_of(programs))
         image = index(programs, cropped)
         name = f"{scene.scene_id}_{safe_name(params.name_alias or params.bm_type)}.TIF"
         data = cog_bytes(image, cropped.grid.crs, cropped.grid.transform, NODATA, [p.source for p in programs])

@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow
 
 from eotasks.models import JpegParams
-from eotasks.raster.indices import compile_expressions
+from eotasks.raster.indices import bands_of, compile_expressions
 from eotasks.sensors import SENSORS
 from eotasks.settings import get_settings
 from flows._common import HOOKS, fail, safe_name
@@ -30,8 +30,7 @@ def jpeg(task_id: str, api_key_id: int, params: JpegParams) -> Any:
         authenticate(api_key_id)
         scene = scene_lookup(params.view_id)
         programs = compile_expressions(params.bm_type, SENSORS[scene.sensor], get_settings().max_expression_chars)
-        bands = list(dict.fromkeys(b for p in programs for b in p.bands))
-        cropped = crop(scene, params, bands)
+        cropped = crop(scene, params, bands_of(programs))
         values = index(programs, cropped)
         picture = render(values, cropped.grid, params)
         name = f"{scene.scene_id}_{safe_name(params.name_alias or params.bm_type)}.{EXTENSIONS[params.format]}"

@@ -31,7 +31,7 @@ from eotasks.launcher import Service, free_port, service_env
 from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
 from tests.reference import independent_scene_stats, numpy_stats, read_polygon
 from tests.stack import CountingProxy, upload_scene
-from tests.test_e2e import GEOMETRY, SCENE_ID, TRIANGLE, check_ndvi_tif
+from tests.test_e2e import GEOMETRY, TRIANGLE, check_ndvi_tif
 
 pytestmark = pytest.mark.e2e
 

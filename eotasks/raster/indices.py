@@ -141,3 +141,8 @@ def available_indices(sensor: Sensor) -> list[str]:
         except ex.ExpressionError:
             pass
     return sorted(dict.fromkeys(names))
+
+
+def bands_of(programs: list[Program]) -> list[str]:
+    """Every band the programs use, each once, in first-use order (what the crop step reads)."""
+    return list(dict.fromkeys(b for p in programs for b in p.bands))
