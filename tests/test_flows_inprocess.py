@@ -1,5 +1,5 @@
-"""Flows run in-process on Prefect's ephemeral API (no server process): the Dask task runner gives
-the same mt_stats answer as the default thread pool."""
+"""Flows run in-process against Prefect's test harness: the Dask task runner gives the same
+mt_stats answer as the default thread pool."""
 
 from __future__ import annotations
 
@@ -20,7 +20,11 @@ def demo_db(tmp_path, monkeypatch):
     reset_settings()
     init_db()
     generate_demo(tmp_path / "demo", s2_scenes=4, landsat_scenes=3)
-    yield create_api_key("inprocess")[1].id
+    from prefect.testing.utilities import prefect_test_harness
+
+    # The harness starts and stops its server inside this fixture (not at interpreter exit).
+    with prefect_test_harness(server_startup_timeout=120):
+        yield create_api_key("inprocess")[1].id
     reset_settings()
 
 
