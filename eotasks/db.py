@@ -10,7 +10,7 @@ import datetime as dt
 import functools
 import hashlib
 import secrets
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import JSON, Column, event
 from sqlalchemy.engine import Engine
@@ -159,8 +159,3 @@ def tasks_today(api_key_id: int, url: str | None = None) -> int:
     with session(url) as s:
         rows = s.exec(select(TaskRecord.id).where(TaskRecord.api_key_id == api_key_id, TaskRecord.created_at >= start)).all()
         return len(rows)
-
-
-def iter_scenes(url: str | None = None) -> Iterator[SceneRecord]:
-    with session(url) as s:
-        yield from s.exec(select(SceneRecord).order_by(SceneRecord.date, SceneRecord.view_id)).all()
