@@ -58,12 +58,13 @@ class SceneRecord(SQLModel, table=True):
     date: dt.date = Field(index=True)
     cloud_cover: float = 0.0
     crs: str
-    # GeoJSON polygon in EPSG:4326, and its bounds for a cheap pre-filter in searches.
+    # GeoJSON polygon in EPSG:4326, and its bounds for a cheap pre-filter in searches: the bounds are
+    # derived from the footprint by upsert_scene, so the two can never disagree.
     footprint: dict[str, Any] = Field(sa_column=Column(JSON))
-    west: float
-    south: float
-    east: float
-    north: float
+    west: float = 0.0
+    south: float = 0.0
+    east: float = 0.0
+    north: float = 0.0
     # band -> {"href", "resolution", "scale", "offset", "nodata", "spectral"}
     assets: dict[str, Any] = Field(sa_column=Column(JSON))
     mask_band: str | None = None

@@ -202,11 +202,8 @@ def _qa_pixel(land: Landscape, cloud: np.ndarray, shadow: np.ndarray) -> np.ndar
 
 def _record(view_id: str, scene_id: str, sensor: str, date: dt.date, cloud: float, assets: dict[str, Any], mask: str, size_m: int) -> SceneRecord:
     bounds = (ORIGIN[0], ORIGIN[1] - size_m, ORIGIN[0] + size_m, ORIGIN[1])
-    fp = footprint_geojson(bounds, CRS)
-    xs = [p[0] for p in fp["coordinates"][0]]
-    ys = [p[1] for p in fp["coordinates"][0]]
     return SceneRecord(view_id=view_id, scene_id=scene_id, sensor=sensor, date=date, cloud_cover=round(cloud, 2), crs=CRS,
-                       footprint=fp, west=min(xs), south=min(ys), east=max(xs), north=max(ys), assets=assets, mask_band=mask)
+                       footprint=footprint_geojson(bounds, CRS), assets=assets, mask_band=mask)
 
 
 def demo_fields(size_m: int = SIZE_M) -> list[dict[str, Any]]:

@@ -97,14 +97,10 @@ def ingest_folder(
             offset if offset is not None else default_offset,
             nodata, info.spectral,
         )
-    footprint = footprint_geojson(bounds, crs)
-    xs = [p[0] for p in footprint["coordinates"][0]]
-    ys = [p[1] for p in footprint["coordinates"][0]]
     metadata = {p.name: str(p) for p in sorted(folder.iterdir()) if _METADATA_FILE.search(p.name)}
     record = SceneRecord(
         view_id=scene.view_id, scene_id=scene.scene_id(platform), sensor=sensor.name, date=scene.date,
-        cloud_cover=cloud_cover, crs=crs, footprint=footprint, west=min(xs), south=min(ys), east=max(xs),
-        north=max(ys), assets=assets, mask_band=next((b for b in (sensor.mask_band, "BQA") if b in assets), None),
+        cloud_cover=cloud_cover, crs=crs, footprint=footprint_geojson(bounds, crs), assets=assets, mask_band=next((b for b in (sensor.mask_band, "BQA") if b in assets), None),
         metadata_files=metadata,
     )
     return upsert_scene(record, url)

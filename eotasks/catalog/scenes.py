@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shapely.geometry import shape
 from sqlmodel import select
 
 from eotasks.db import SceneRecord, session
@@ -11,6 +12,8 @@ from eotasks.raster.crop import Asset
 
 
 def upsert_scene(record: SceneRecord, url: str | None = None) -> SceneRecord:
+    """Insert or replace a scene; its bounding-box columns are derived from its footprint here."""
+    record.west, record.south, record.east, record.north = shape(record.footprint).bounds
     with session(url) as s:
         existing = s.get(SceneRecord, record.view_id)
         if existing is not None:

@@ -95,13 +95,11 @@ def record_from_item(item: pystac.Item) -> SceneRecord:
         assets[band] = asset_spec(asset.href, resolution, scale, offset, raster.get("nodata", sensor.default_nodata), info.spectral)
     if not assets:
         raise ValueError(f"STAC item {item.id}: no asset names a band of {sensor.name}")
-    footprint = mapping(shape(item.geometry))
-    west, south, east, north = shape(item.geometry).bounds
     mask = next((b for b in (sensor.mask_band, "QA_PIXEL", "BQA") if b and b in assets), None)
     return SceneRecord(
         view_id=view_id, scene_id=scene.scene_id(platform), sensor=sensor.name, date=scene.date,
-        cloud_cover=float(item.properties.get("eo:cloud_cover", 0.0)), crs=_crs(item), footprint=footprint,
-        west=west, south=south, east=east, north=north, assets=assets, mask_band=mask,
+        cloud_cover=float(item.properties.get("eo:cloud_cover", 0.0)), crs=_crs(item),
+        footprint=mapping(shape(item.geometry)), assets=assets, mask_band=mask,
     )
 
 
