@@ -99,16 +99,21 @@ def _open(href: str) -> Iterator[rasterio.DatasetReader]:
 def read_onto_grid(asset: Asset, grid: Grid, resampling: Resampling, band: str = "") -> tuple[np.ndarray, np.ndarray]:
     """One band over ``grid``'s bounds, on ``grid``'s pixels: an exact window read when the band is
     on that grid, else resampled (``average`` for finer reflectance, ``nearest`` for class masks)."""
+    with _open(asset.href) as src:
+        return _read(src, asset, grid, resampling, band)
+
+
+def _read(src: rasterio.DatasetReader, asset: Asset, grid: Grid, resampling: Resampling, band: str) -> tuple[np.ndarray, np.ndarray]:
+    """``read_onto_grid`` on a dataset that is already open: values, and where they are not nodata."""
     try:
-        with _open(asset.href) as src:
-            if src.crs.to_string() != grid.crs:
-                raise AssetReadError(f"band {band} is in {src.crs}, not the scene's {grid.crs}")
-            own = src.window(*grid.bounds)
-            if own.width == grid.width and own.height == grid.height and own.col_off == round(own.col_off) and own.row_off == round(own.row_off):
-                values = src.read(1, window=Window(round(own.col_off), round(own.row_off), grid.width, grid.height))
-            else:
-                values = src.read(1, window=own, out_shape=(grid.height, grid.width), resampling=resampling)
-            nodata = asset.nodata if asset.nodata is not None else src.nodata
+        if src.crs.to_string() != grid.crs:
+            raise AssetReadError(f"band {band} is in {src.crs}, not the scene's {grid.crs}")
+        own = src.window(*grid.bounds)
+        if own.width == grid.width and own.height == grid.height and own.col_off == round(own.col_off) and own.row_off == round(own.row_off):
+            values = src.read(1, window=Window(round(own.col_off), round(own.row_off), grid.width, grid.height))
+        else:
+            values = src.read(1, window=own, out_shape=(grid.height, grid.width), resampling=resampling)
+        nodata = asset.nodata if asset.nodata is not None else src.nodata
     except rasterio.errors.RasterioIOError as exc:
         raise AssetReadError(f"cannot read band {band} from {asset.href}: {exc}") from exc
     if nodata is not None and not np.isnan(nodata):
@@ -138,11 +143,16 @@ def crop_to_aoi(
             aoi_crs = None
             window = Window(0, 0, ref.width, ref.height)
         grid = Grid(crs.to_string(), ref.window_transform(window), int(window.width), int(window.height))
+        # The reference band is open already: read it now rather than open it a second time.
+        data: dict[str, np.ndarray] = {}
+        valid: dict[str, np.ndarray] = {}
+        data[reference], valid[reference] = _read(ref, assets[reference], grid, resampling, reference)
 
-    data: dict[str, np.ndarray] = {}
-    valid: dict[str, np.ndarray] = {}
     for band in bands:
-        data[band], valid[band] = read_onto_grid(assets[band], grid, resampling, band)
+        if band != reference:
+            data[band], valid[band] = read_onto_grid(assets[band], grid, resampling, band)
+    data = {b: data[b] for b in bands}  # request order
+    valid = {b: valid[b] for b in bands}
 
     if aoi_crs is not None and mask_outside:
         inside = geometry_mask([mapping(aoi_crs)], out_shape=(grid.height, grid.width), transform=grid.transform, invert=True, all_touched=False)
