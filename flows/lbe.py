@@ -1,6 +1,6 @@
 """Download Analytic (``lbe``): raw bands over the AOI at native resolution.
 
-authentication -> scene_lookup -> crop (one read per resolution group) -> package -> publish
+authentication -> scene_lookup -> crop (every resolution group, the AOI resolved once) -> package -> publish
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
         scene = scene_lookup(params.view_id)
         resolutions = {b: scene.assets[b]["resolution"] for b in params.bands if b in scene.assets}
         groups = plan_groups(params.bands, {b: resolutions.get(b, 0.0) for b in params.bands}, params.merge)
-        cropped = [(group, crop(scene, params, list(group.bands))) for group in groups]
+        cropped = list(zip(groups, crop(scene, params, [list(g.bands) for g in groups])))
         name, data = package_bands(scene, params, cropped)
         return {"files": publish(task_id, {name: data})}
     except Exception as exc:

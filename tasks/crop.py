@@ -24,19 +24,21 @@ def resolve_aoi(params: AOIParams):
     return params.aoi_shape()
 
 
-def crop_scene(scene: SceneRecord, params: AOIParams, bands: list[str]) -> Cropped:
+def crop_scene(scene: SceneRecord, params: AOIParams, band_groups: list[list[str]]) -> list[Cropped]:
+    """One Cropped per group of bands (each group on its coarsest band's grid); the AOI is resolved once."""
     assets = scene_assets(scene)
-    missing = [b for b in bands if b not in assets]
+    missing = [b for group in band_groups for b in group if b not in assets]
     if missing:
         raise UserError(f"Scene {scene.scene_id} has no {', '.join(missing)} band", field="params.bm_type")
-    return crop_to_aoi(assets, bands, resolve_aoi(params), params.mask_outside)
+    aoi = resolve_aoi(params)
+    return [crop_to_aoi(assets, group, aoi, params.mask_outside) for group in band_groups]
 
 
 @task(name="crop", task_run_name="crop", timeout_seconds=900, **io_step())
-def crop(scene: SceneRecord, params: AOIParams, bands: list[str]) -> Cropped:
-    cropped = crop_scene(scene, params, bands)
-    get_run_logger().info(
-        "read %s over %dx%d px at %s m (%d px inside the AOI)",
-        ", ".join(bands), cropped.grid.width, cropped.grid.height, cropped.grid.transform.a, int(cropped.inside.sum()),
-    )
+def crop(scene: SceneRecord, params: AOIParams, band_groups: list[list[str]]) -> list[Cropped]:
+    cropped = crop_scene(scene, params, band_groups)
+    logger = get_run_logger()
+    for group, c in zip(band_groups, cropped):
+        logger.info("read %s over %dx%d px at %s m (%d px inside the AOI)",
+                    ", ".join(group), c.grid.width, c.grid.height, c.grid.transform.a, int(c.inside.sum()))
     return cropped

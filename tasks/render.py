@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from prefect import get_run_logger, task
 from rasterio.enums import Resampling
+from shapely.geometry.base import BaseGeometry
 
 from eotasks.models import JpegParams
 from eotasks.raster import render as r
@@ -13,13 +14,13 @@ from eotasks.raster.crop import Grid
 from eotasks.raster.warp import WEB_MERCATOR, warp_to_3857
 from eotasks.settings import get_settings
 from tasks._policy import compute_step
-from tasks.crop import resolve_aoi
 
 
-def render_picture(values: np.ndarray, grid: Grid, params: JpegParams) -> bytes:
+def render_picture(values: np.ndarray, grid: Grid, aoi: BaseGeometry | None, params: JpegParams) -> bytes:
+    """``aoi`` is the lon/lat AOI the values were cropped by (``Cropped.aoi``)."""
     data = np.where(values == NODATA, np.nan, values.astype(np.float64))
     px_size = params.px_size or abs(grid.transform.a)
-    warped = warp_to_3857(data, grid, px_size, Resampling[params.resample], resolve_aoi(params), params.mask_outside,
+    warped = warp_to_3857(data, grid, px_size, Resampling[params.resample], aoi, params.mask_outside,
                           get_settings().max_output_pixels)
     valid = warped.valid
     levels = r.parse_levels(params.levels, None)
@@ -35,7 +36,7 @@ def render_picture(values: np.ndarray, grid: Grid, params: JpegParams) -> bytes:
 
 
 @task(name="render", task_run_name="render", timeout_seconds=900, **compute_step())
-def render(values: np.ndarray, grid: Grid, params: JpegParams) -> bytes:
-    data = render_picture(values, grid, params)
+def render(values: np.ndarray, grid: Grid, aoi: BaseGeometry | None, params: JpegParams) -> bytes:
+    data = render_picture(values, grid, aoi, params)
     get_run_logger().info("rendered a %s picture of %d bytes", params.format, len(data))
     return data

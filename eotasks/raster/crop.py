@@ -62,6 +62,7 @@ class Cropped:
     valid: dict[str, np.ndarray]  # band -> bool, False where the band is nodata
     inside: np.ndarray  # bool, True where the pixel belongs to the AOI
     assets: dict[str, Asset] = field(default_factory=dict)
+    aoi: BaseGeometry | None = None  # the AOI in lon/lat these pixels were cut by (None: whole scene)
 
     def reflectance(self, band: str) -> np.ndarray:
         """float64 values: DN * scale + offset for spectral bands, raw values for mask bands."""
@@ -160,4 +161,4 @@ def crop_to_aoi(
             raise AOIError("No pixel centre of the scene falls inside the AOI", field="params.geometry")
     else:
         inside = np.ones((grid.height, grid.width), bool)
-    return Cropped(grid, data, valid, inside, {b: assets[b] for b in bands})
+    return Cropped(grid, data, valid, inside, {b: assets[b] for b in bands}, aoi)
