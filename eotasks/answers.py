@@ -6,6 +6,8 @@ Takes plain values (state type name, message, result, stage), never Prefect obje
 
 from __future__ import annotations
 
+from typing import Any
+
 
 STAGES = ("authentication", "scene_lookup", "crop", "index", "render", "stats", "publish")
 
@@ -23,6 +25,12 @@ def stage_from_task_runs(names: list[str]) -> str:
         if stage in STAGES:
             return stage
     return "authentication"
+
+
+def ended_answer(task_id: str, state_type: str, message: str | None, stage: str) -> dict[str, Any]:
+    """SPEC §1's answer for a task that failed or was cancelled (GET, DELETE and callbacks alike)."""
+    task_type = TASK_TYPE_BY_STATE.get(state_type, "failed")
+    return {"task_type": task_type, "status": task_type, "stage": stage, "error": failure_message(state_type, message), "task_id": task_id}
 
 
 def failure_message(state_type: str, message: str | None) -> str:

@@ -11,7 +11,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import Failed, State
 
-from eotasks.answers import TASK_TYPE_BY_STATE, failure_message, stage_from_task_runs
+from eotasks.answers import TASK_TYPE_BY_STATE, ended_answer, failure_message, stage_from_task_runs
 from eotasks.callbacks import send_callback
 from eotasks.db import TaskRecord, session
 from eotasks.errors import UserError
@@ -52,16 +52,15 @@ def callback_hook(flow: Any, flow_run: Any, state: State) -> None:
         record = s.get(TaskRecord, task_id)
     if record is None or not record.callback_url:
         return
-    task_type = TASK_TYPE_BY_STATE.get(state.type.value, "failed")
-    body: dict[str, Any] = {"task_id": task_id, "task_type": task_type}
-    if task_type == "finished":
+    if TASK_TYPE_BY_STATE.get(state.type.value) == "finished":
+        body: dict[str, Any] = {"task_id": task_id, "task_type": "finished"}
         result = state.result(raise_on_failure=False)
         if isinstance(result, dict) and result.get("files"):
             body["result_url"] = get_store().download_url(result["files"][0])
         elif isinstance(result, dict):
             body.update(result)
     else:
-        body.update(status=task_type, stage=_stage(flow_run.id), error=failure_message(state.type.value, state.message))
+        body = ended_answer(task_id, state.type.value, state.message, _stage(flow_run.id))
     send_callback(record.callback_url, body)
 
 

@@ -22,7 +22,7 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from eotasks.answers import TASK_TYPE_BY_STATE, failure_message
+from eotasks.answers import TASK_TYPE_BY_STATE, ended_answer
 from eotasks.callbacks import check_callback_url
 from eotasks.catalog.search import search_scenes
 from eotasks.db import ApiKey, CropperRecord, SceneRecord, TaskRecord, init_db, session
@@ -141,10 +141,7 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
                 "token": key.masked, "result_url": "", "client_id": 0, "download_id": 0, "task_id": record.id,
             }, headers=headers)
         if task_type in ("failed", "cancelled"):
-            return JSONResponse({
-                "task_type": task_type, "status": task_type, "stage": run.stage,
-                "error": failure_message(run.state_type, run.message), "task_id": record.id,
-            }, headers=headers)
+            return JSONResponse(ended_answer(record.id, run.state_type, run.message, run.stage), headers=headers)
         result = run.result or {}
         files = result.get("files") or []
         if not files:  # statistics tasks answer with JSON
@@ -163,8 +160,7 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
             raise ApiError(409, f"The task has already ended ({TASK_TYPE_BY_STATE[run.state_type]}) and cannot be cancelled",
                            [("task_id", "already ended")])
         await app.state.runs.cancel(record.flow_run_id)
-        return JSONResponse({"task_id": record.id, "task_type": "cancelled", "status": "cancelled", "stage": run.stage,
-                             "error": "The task was cancelled"})
+        return JSONResponse(ended_answer(record.id, "CANCELLING", None, run.stage))
 
     async def list_tasks(page: int = Query(1, ge=1), limit: int = Query(50, ge=1, le=500), key: ApiKey = Depends(require_key)) -> JSONResponse:
         records, found = await run_in_threadpool(_list_tasks, key.id, page, limit)
