@@ -18,6 +18,7 @@ from shapely.geometry import shape
 from eotasks.catalog.ids import parse_view_id
 from eotasks.errors import ExpressionError
 from eotasks.raster.aoi import aoi_from_bbox, geodesic_area_km2
+from eotasks.raster.expression import parse
 from eotasks.raster.indices import compile_expressions
 from eotasks.sensors import OPTICAL_SENSORS, normalize_sensor_name, sensor_by_name
 from eotasks.settings import get_settings
@@ -37,12 +38,22 @@ def _check_view_id(value: str) -> str:
         raise _err("view_id", "{reason}", reason=str(exc)) from None
 
 
-def _check_expressions(value: str, view_id: str | None, max_count: int | None = None) -> str:
+def _check_expressions(value: str, view_id: str | None, max_count: int | None = None, counts: tuple[int, ...] | None = None) -> str:
+    """The grammar always (it needs no sensor); names against the sensor when the view_id is valid;
+    with ``counts``, how many comma-separated expressions are allowed."""
     settings = get_settings()
     if not value.strip():
         raise _err("expression", "must name at least one band, alias or expression")
-    if view_id is None:
-        return value
+    try:
+        count = len(parse(value, settings.max_expression_chars))
+        if view_id is not None:
+            compile_expressions(value, parse_view_id(view_id).sensor, settings.max_expression_chars, max_count or settings.max_expressions)
+    except ExpressionError as exc:
+        raise _err("expression", "{reason}", reason=exc.message) from None
+    if counts is not None and count not in counts:
+        want = " or ".join(map(str, counts))
+        raise _err("expression", "needs {want} expression(s), got {count}", want=want, count=count)
+    return value
     sensor = parse_view_id(view_id).sensor
     try:
         compile_expressions(value, sensor, settings.max_expression_chars, max_count or settings.max_expressions)
@@ -213,13 +224,8 @@ class JpegParams(SceneParams):
     @field_validator("bm_type")
     @classmethod
     def _bm(cls, v: str, info: ValidationInfo) -> str:
-        v = _check_expressions(v, info.data.get("view_id"))
-        from eotasks.raster.expression import parse
-
-        count = len(parse(v))
-        if count not in (1, 3):
-            raise _err("expression", "needs one expression (grey/colormap) or three (RGB), got {count}", count=count)
-        return v
+        # One expression (grey or colormapped) or three (RGB).
+        return _check_expressions(v, info.data.get("view_id"), counts=(1, 3))
 
     @field_validator("colormap")
     @classmethod

@@ -193,6 +193,8 @@ BAD_REQUESTS = [
     ("lbe landsat band on S2", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["QA_PIXEL"], "geometry": POLY}}, 400, "params.bands"),
     ("lbe empty bands", {"type": "lbe", "params": {"view_id": VIEW, "bands": [], "geometry": POLY}}, 400, "params.bands"),
     ("lbe without AOI", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04"]}}, 400, "params.geometry"),
+    ("jpeg bad view_id and bad expression", {"type": "jpeg", "params": {"view_id": "bad", "bm_type": "(B04"}}, 400, "params.bm_type"),
+    ("bandmath bad view_id and bad expression", {"type": "bandmath", "params": {"view_id": "bad", "bm_type": "B04 +"}}, 400, "params.bm_type"),
     ("jpeg unknown colormap", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "rainbowz"}}, 400, "params.colormap"),
     ("jpeg levels one number", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "1"}}, 400, "params.levels"),
     ("jpeg levels not numbers", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "a,b"}}, 400, "params.levels"),
