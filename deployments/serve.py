@@ -1,16 +1,23 @@
-"""Serve every task-type flow as a deployment from one process (the embedded default).
+"""The embedded default's executor: deploy every task-type flow to the ``eotasks`` work pool and run
+the warm worker on it, in this one process.
 
-``python -m deployments.serve``: no work pool needed; each flow run gets its own process.
-Production runs the same flows from ``prefect.yaml`` on a process work pool instead.
+``python -m deployments.serve``. Production runs the same worker type on the same kind of pool
+(``prefect deploy --all`` from prefect.yaml, then ``prefect worker start --type eotasks-warm``), so
+both modes execute every flow run the same way: a child forked from a preloaded forkserver.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 
-from prefect import serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.deployments.runner import EntrypointType
+from prefect.exceptions import ObjectAlreadyExists
 
 from eotasks.settings import get_settings
+from eotasks.warm.worker import WORKER_TYPE, WarmProcessWorker
 from flows.bandmath import bandmath
 from flows.jpeg import jpeg
 from flows.lbe import lbe
@@ -27,18 +34,42 @@ def weekly_demo_field() -> dict:
             "end_date": "2023-12-31", "geometry": demo_fields()[0]["geometry"]}
 
 
-def main() -> None:
-    settings = get_settings()
-    deployments = [f.to_deployment(name=settings.deployment_suffix, tags=["eotasks"]) for f in FLOWS]
+async def deployments() -> list:
+    """The deployments of prefect.yaml, built from the flow objects (module entrypoints, so the warm
+    child finds each flow already imported)."""
+    suffix = get_settings().deployment_suffix
+    module = EntrypointType.MODULE_PATH
+    out = [await f.ato_deployment(name=suffix, tags=["eotasks"], entrypoint_type=module) for f in FLOWS]
     # The operator's weekly monitoring job of prefect.yaml, on the demo field.
-    deployments.append(monitor.to_deployment(name="weekly-demo-field", tags=["eotasks", "monitoring"], cron="0 6 * * 1",
-                                             parameters=weekly_demo_field()))
-    if os.environ.get("EOTASKS_SERVE_NOOP"):  # bench/api.py's orchestration floor
+    out.append(await monitor.ato_deployment(name="weekly-demo-field", tags=["eotasks", "monitoring"], cron="0 6 * * 1",
+                                     parameters=weekly_demo_field(), entrypoint_type=module))
+    if os.environ.get("EOTASKS_SERVE_NOOP"):  # bench/api.py's orchestration floor, and the warm-path probe
         from flows.noop import noop
 
-        deployments.append(noop.to_deployment(name=settings.deployment_suffix))
-    # pause_on_shutdown=False: stopping the embedded service must not pause schedules for good.
-    serve(*deployments, limit=settings.serve_limit, pause_on_shutdown=False)
+        out.append(await noop.ato_deployment(name=suffix, entrypoint_type=module))
+    return out
+
+
+async def ensure_work_pool(name: str) -> None:
+    async with get_client() as client:
+        try:
+            await client.create_work_pool(WorkPoolCreate(name=name, type=WORKER_TYPE,
+                                                         base_job_template=WarmProcessWorker.get_default_base_job_template()))
+        except ObjectAlreadyExists:
+            pass
+
+
+async def main_async() -> None:
+    settings = get_settings()
+    await ensure_work_pool(settings.work_pool)
+    for deployment in await deployments():
+        await deployment.aapply(work_pool_name=settings.work_pool)
+    worker = WarmProcessWorker(work_pool_name=settings.work_pool, limit=settings.serve_limit, name=f"embedded-{os.getpid()}")
+    await worker.start()
+
+
+def main() -> None:
+    asyncio.run(main_async())
 
 
 if __name__ == "__main__":

@@ -47,7 +47,11 @@ class Settings(BaseSettings):
 
     # Prefect.
     prefect_port: int = 4200
+    # Flow runs the embedded default's warm worker runs at once (`prefect worker start --limit` in production).
     serve_limit: int = 4
+    # The warm worker's fallback poll for scheduled runs; the event stream normally wakes it at once.
+    worker_poll_s: float = 2.0
+    work_pool: str = "eotasks"
     deployment_suffix: str = "eotasks"  # deployments are "<flow>/<suffix>"
 
     # Request limits.
