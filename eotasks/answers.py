@@ -38,6 +38,9 @@ def failure_message(state_type: str, message: str | None) -> str:
         return "The task stopped unexpectedly (its worker process crashed); please submit it again"
     if state_type in ("CANCELLED", "CANCELLING"):
         return "The task was cancelled"
+    if message and message.startswith("Flow run exceeded timeout of"):
+        limit = message.removeprefix("Flow run exceeded timeout of").strip().split(" ")[0]
+        return f"The task did not finish within its time limit of {limit} s and was stopped"
     if not message or message.startswith(("Flow run encountered an exception", "Flow run timed out")):
         return "The task failed because of an internal error; please submit it again or contact the operator"
     return message

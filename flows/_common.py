@@ -26,7 +26,13 @@ def safe_name(text: str, limit: int = 120) -> str:
 
 
 def fail(exc: BaseException) -> State:
-    """A Failed state whose message is what the client is told."""
+    """A Failed state whose message is what the client is told.
+
+    A run over its time limit is not ours to report: Prefect's engine marks it TimedOut."""
+    from prefect.flow_engine import FlowRunTimeoutError
+
+    if isinstance(exc, FlowRunTimeoutError):
+        raise exc
     logger = get_run_logger()
     if isinstance(exc, UserError):
         logger.error("task failed: %s", exc.message)
@@ -82,3 +88,16 @@ def time_series_runner() -> Any:
 
 
 HOOKS = dict(on_completion=[callback_hook], on_failure=[callback_hook], on_crashed=[callback_hook], on_cancellation=[callback_hook])
+
+
+def flow_timeout() -> int:
+    """SPEC's task_timeout (EOTASKS_TASK_TIMEOUT_S), read when a flow module is imported, i.e. when
+    a worker starts: a run over it is stopped and ends TimedOut."""
+    from eotasks.settings import get_settings
+
+    return get_settings().task_timeout_s
+
+
+def run_options() -> dict[str, Any]:
+    """What every task-type flow declares at its decorator: the callback hooks and the time limit."""
+    return dict(HOOKS, timeout_seconds=flow_timeout())

@@ -15,7 +15,7 @@ from eotasks.raster.indices import bands_of, compile_expressions
 from eotasks.models import BandmathParams
 from eotasks.sensors import SENSORS
 from eotasks.settings import get_settings
-from flows._common import HOOKS, fail, safe_name
+from flows._common import fail, run_options, safe_name
 from tasks.authentication import authenticate
 from tasks.crop import crop
 from tasks.index import index
@@ -23,7 +23,7 @@ from tasks.publish import publish
 from tasks.scene_lookup import scene_lookup
 
 
-@flow(name="bandmath", persist_result=True, result_serializer="json", log_prints=True, **HOOKS)
+@flow(name="bandmath", persist_result=True, result_serializer="json", log_prints=True, **run_options())
 def bandmath(task_id: str, api_key_id: int, params: BandmathParams) -> Any:
     try:
         authenticate(api_key_id)

@@ -13,7 +13,7 @@ from eotasks.models import JpegParams
 from eotasks.raster.indices import bands_of, compile_expressions
 from eotasks.sensors import SENSORS
 from eotasks.settings import get_settings
-from flows._common import HOOKS, fail, safe_name
+from flows._common import fail, run_options, safe_name
 from tasks.authentication import authenticate
 from tasks.crop import crop
 from tasks.index import index
@@ -24,7 +24,7 @@ from tasks.scene_lookup import scene_lookup
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "tiff": "tif"}
 
 
-@flow(name="jpeg", persist_result=True, result_serializer="json", **HOOKS)
+@flow(name="jpeg", persist_result=True, result_serializer="json", **run_options())
 def jpeg(task_id: str, api_key_id: int, params: JpegParams) -> Any:
     try:
         authenticate(api_key_id)

@@ -11,7 +11,7 @@ from prefect import flow
 
 from eotasks.models import LbeParams
 from eotasks.raster.package import plan_groups
-from flows._common import HOOKS, fail
+from flows._common import fail, run_options
 from tasks.authentication import authenticate
 from tasks.crop import crop
 from tasks.package import package_bands
@@ -19,7 +19,7 @@ from tasks.publish import publish
 from tasks.scene_lookup import scene_lookup
 
 
-@flow(name="lbe", persist_result=True, result_serializer="json", **HOOKS)
+@flow(name="lbe", persist_result=True, result_serializer="json", **run_options())
 def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
     try:
         authenticate(api_key_id)

@@ -16,13 +16,13 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from eotasks.models import MtStatsParams
-from flows._common import fail, safe_name, time_series_runner
+from flows._common import fail, flow_timeout, safe_name, time_series_runner
 from flows.mt_stats import publish_artifacts, time_series
 from tasks.publish import publish
 
 
 @flow(name="monitor", persist_result=True, result_serializer="json",
-      task_runner=time_series_runner())
+      task_runner=time_series_runner(), timeout_seconds=flow_timeout())
 def monitor(
     name: str,
     bm_type: str | list[str],

@@ -19,7 +19,7 @@ from eotasks.raster.chart import timeseries_svg
 from eotasks.raster.timeseries import StatsOptions, shape_answer
 from eotasks.settings import get_settings
 from eotasks.store import get_store
-from flows._common import HOOKS, fail, time_series_runner
+from flows._common import fail, run_options, time_series_runner
 from tasks.authentication import authenticate
 from tasks.crop import resolve_aoi
 from tasks.publish import publish
@@ -28,7 +28,7 @@ from tasks.stats import batches, scene_batch_stats
 
 
 @flow(name="mt_stats", persist_result=True, result_serializer="json",
-      task_runner=time_series_runner(), **HOOKS)
+      task_runner=time_series_runner(), **run_options())
 def mt_stats(task_id: str, api_key_id: int, params: MtStatsParams) -> Any:
     try:
         authenticate(api_key_id)
