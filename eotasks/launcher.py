@@ -40,6 +40,8 @@ def service_env(data_dir: Path, prefect_port: int, extra: dict[str, str] | None 
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
         "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "INFO"),
+        # The worker also stops a run cancelled between its submission and its start (kill_infrastructure).
+        "PREFECT_WORKER_ENABLE_CANCELLATION": env.get("PREFECT_WORKER_ENABLE_CANCELLATION", "true"),
     })
     env.setdefault("PYTHONPYCACHEPREFIX", str(Path.home() / ".cache" / "eotasks-pycache"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # every Prefect process would recompile Prefect (seconds each)

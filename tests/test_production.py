@@ -1,5 +1,6 @@
 """The production topology, on real components: Prefect server and our database on PostgreSQL,
-`prefect deploy --all` from prefect.yaml onto a process work pool, two workers, the gateway, and
+`prefect deploy --all` from prefect.yaml onto a work pool of the warm worker type, two warm workers
+(`prefect worker start --type eotasks-warm`), the gateway, and
 one moto S3 server holding both the scene COGs and the result bucket (configured by blocks).
 20 tasks of all four types at once must all finish with correct outputs, shared by both workers.
 """
@@ -95,14 +96,20 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
                                env={**env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}, timeout=120)
         assert setup.returncode == 0, setup.stdout + setup.stderr
         assert "EOTASKS_STORE_BLOCK=eotasks-results" in setup.stdout
-        for cmd in (["work-pool", "create", "eotasks", "--type", "process"], ["--no-prompt", "deploy", "--all"]):
+        probe = tmp_path / "probe.prefect.yaml"  # the warm-path probe, kept out of the production prefect.yaml
+        probe.write_text("name: eotasks-probe\ndeployments:\n  - name: eotasks\n    entrypoint: flows.noop.noop\n"
+                         "    work_pool:\n      name: eotasks\n")
+        for cmd in (["work-pool", "create", "eotasks", "--type", "eotasks-warm"], ["--no-prompt", "deploy", "--all"],
+                    ["--no-prompt", "deploy", "--all", "--prefect-file", str(probe)]):
             done = subprocess.run([sys.executable, "-m", "prefect", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
             assert done.returncode == 0, done.stdout + done.stderr
         listed = subprocess.run([sys.executable, "-m", "prefect", "deployment", "ls"], cwd=REPO, env=env, capture_output=True, text=True)
         assert all(f"{name}/eotasks" in listed.stdout for name in ("bandmath", "lbe", "jpeg", "mt_stats")), listed.stdout
         assert "monitor/weekly-demo-field" in listed.stdout, listed.stdout
         for name in ("worker-a", "worker-b"):
-            service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--limit", "4", "--name", name])
+            service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--type", "eotasks-warm",
+                                 "--limit", "4", "--name", name, "--install-policy", "never"])
+        forkservers = {name: warm_forkserver_pid(tmp_path / "logs" / f"{name}.log") for name in ("worker-a", "worker-b")}
         service.start_gateway("127.0.0.1", gateway_port)
         base = f"http://127.0.0.1:{gateway_port}"
         client = httpx.Client(timeout=30)
@@ -165,6 +172,7 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
             assert keys, task_id  # results landed in the bucket
 
         check_scheduled_monitoring(env["PREFECT_API_URL"], s3)
+        check_warm_path(env["PREFECT_API_URL"], set(forkservers.values()))
 
         # Both workers took a share of the runs.
         with session(app_url) as s:
@@ -179,6 +187,30 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
     finally:
         service.stop(grace=5)
         proxy.close()
+
+
+def warm_forkserver_pid(log: Path, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and (m := re.search(r"warm forkserver ready \(pid (\d+)\)", log.read_text())):
+            return int(m.group(1))
+        time.sleep(0.5)
+    raise TimeoutError(f"no warm forkserver in {log}")
+
+
+def check_warm_path(api: str, forkservers: set[int]) -> None:
+    """A run of the probe flow says where it ran: in a child of one worker's preloaded forkserver."""
+    deployment = httpx.get(f"{api}/deployments/name/noop/eotasks").json()
+    run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}).json()
+    deadline = time.monotonic() + 120
+    line = None
+    while time.monotonic() < deadline and line is None:
+        logs = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+        line = next((entry["message"] for entry in logs if entry["message"].startswith("execution: ")), None)
+        time.sleep(0.5)
+    assert line is not None, "the probe run did not report where it ran"
+    seen = dict(kv.split("=", 1) for kv in line.removeprefix("execution: ").split())
+    assert int(seen["ppid"]) in forkservers and seen["warm"].startswith(seen["ppid"] + ":") and seen["preloaded"] == "True", seen
 
 
 def check_scheduled_monitoring(api: str, s3) -> None:
