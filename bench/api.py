@@ -1,13 +1,19 @@
-"""Benchmark: a burst of small bandmath tasks through the gateway, beside the orchestration floor.
+"""Benchmark: stock Prefect execution beside the warm worker, through the gateway, in one run.
 
-    uv run python bench/api.py [--tasks 50] [--topology embedded|postgres|both]
+    uv run python bench/api.py [--tasks 50] [--idle 10] [--topology embedded|postgres|both]
 
-For each topology it starts the whole service in processes (embedded: Prefect server on SQLite +
-`deployments/serve.py`; postgres: Prefect server and our database on PostgreSQL, `prefect deploy`
-and two process workers), then POSTs N `bandmath` NDVI tasks over a small polygon of the real sample
-at once and polls each to its end, and creates N runs of a trivial six-step flow (`flows/noop.py`)
-from its deployment the same way. Prints tasks/s and p50/p90 POST-to-finished latency for both,
-and their ratio: what our tasks add above Prefect's own floor.
+For each topology and executor it starts the whole service in processes on a fresh server:
+- embedded: Prefect server on SQLite; stock = ``serve()`` (bench/stock_serve.py), warm =
+  ``deployments/serve.py`` (the warm worker, as ``make up`` runs it);
+- postgres: Prefect server and our database on PostgreSQL, ``prefect deploy --all`` from
+  prefect.yaml and two workers with --limit 10; stock = ``--type process`` on a process pool, warm =
+  ``--type eotasks-warm`` on a warm pool;
+then, against the gateway, with small ``bandmath`` NDVI tasks over a polygon of the real sample:
+  (a) idle latency: N sequential tasks, POST -> finished (polled every 50 ms), p50 and max;
+  (b) burst: M tasks POSTed at once, runs/s, p50/p90 POST -> finished, crashed/failed count;
+  (c) machine CPU-seconds per run during the burst (every process: server, gateway, workers,
+      flow runs, from /proc/stat), less the idle machine's rate measured just before.
+Prints a table and the warm/stock ratios. Loopback only; bounded in count and time.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,24 +44,14 @@ SAMPLE = REPO / "tests" / "data" / "s2-l1c-crop"
 VIEW_ID = "S2/18/S/VG/2020/6/15/0"
 POLYGON = {"type": "Polygon", "coordinates": [[[-75.6595, 37.6985], [-75.6420, 37.6960], [-75.6500, 37.7160], [-75.6595, 37.6985]]]}
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+DEADLINE_S = 900  # no single phase may run longer than this
 
 
-def burst(n: int, start, done) -> tuple[float, list[float]]:
-    """Start n runs at once (start() -> handle), poll each until done(handle); (runs/s, latencies)."""
-    t0 = time.perf_counter()
-    with cf.ThreadPoolExecutor(4) as pool:
-        handles = list(pool.map(lambda _: (time.perf_counter(), start()), range(n)))
-
-    def finish(item):
-        posted, handle = item
-        while not done(handle):
-            time.sleep(1.0)  # gentle polling: the benchmark must not load the server it measures
-        return time.perf_counter(), time.perf_counter() - posted
-
-    with cf.ThreadPoolExecutor(8) as pool:
-        ends = list(pool.map(finish, handles))
-    total = max(e for e, _ in ends) - t0
-    return n / total, [lat for _, lat in ends]
+def cpu_seconds() -> float:
+    """Busy CPU-seconds of the whole machine so far (all cores)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def call(client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Response:
@@ -70,10 +67,79 @@ def call(client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Respons
     raise RuntimeError(f"{method} {url} kept failing")
 
 
-def run_topology(topology: str, n: int) -> list[tuple[str, float, list[float]]]:
-    root = Path(tempfile.mkdtemp(prefix=f"eotasks-bench-{topology}-"))
+@dataclass
+class Figures:
+    name: str
+    idle: list[float]
+    burst_rate: float
+    burst: list[float]
+    bad: int
+    cpu_per_run: float
+
+
+class Gateway:
+    def __init__(self, base: str, key: str) -> None:
+        self.base, self.key = base, key
+        self.client = httpx.Client(timeout=60)
+        self.body = {"type": "bandmath", "params": {"view_id": VIEW_ID, "bm_type": "NDVI", "geometry": POLYGON}}
+
+    def post(self) -> str:
+        r = call(self.client, "POST", f"{self.base}/api", params={"api_key": self.key}, json=self.body)
+        assert r.status_code == 202, r.text
+        return r.json()["task_id"]
+
+    def ended(self, task_id: str) -> str | None:
+        r = call(self.client, "GET", f"{self.base}/api/{task_id}", params={"api_key": self.key, "redirect": "false"})
+        kind = r.json().get("task_type")
+        return kind if kind in ("finished", "failed", "cancelled") else None
+
+    def run_to_end(self, poll: float) -> tuple[float, str]:
+        posted = time.perf_counter()
+        task_id = self.post()
+        deadline = posted + DEADLINE_S
+        while time.perf_counter() < deadline:
+            if kind := self.ended(task_id):
+                return time.perf_counter() - posted, kind
+            time.sleep(poll)
+        raise TimeoutError(task_id)
+
+
+def measure(name: str, gateway: Gateway, idle_n: int, burst_n: int) -> Figures:
+    gateway.run_to_end(0.05)  # warm-up: the first run pays one-off costs (imports, caches) in either mode
+    idle = []
+    for _ in range(idle_n):
+        latency, kind = gateway.run_to_end(0.05)
+        assert kind == "finished", kind
+        idle.append(latency)
+    time.sleep(3)
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    time.sleep(5)
+    idle_cpu_rate = (cpu_seconds() - c0) / (time.perf_counter() - t0)
+
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    with cf.ThreadPoolExecutor(4) as pool:
+        posted = list(pool.map(lambda _: (time.perf_counter(), gateway.post()), range(burst_n)))
+
+    def finish(item: tuple[float, str]) -> tuple[float, float, str]:
+        start, task_id = item
+        while time.perf_counter() - t0 < DEADLINE_S:
+            if kind := gateway.ended(task_id):
+                return time.perf_counter(), time.perf_counter() - start, kind
+            time.sleep(0.5)  # gentle polling: the benchmark must not load the server it measures
+        raise TimeoutError(task_id)
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        ends = list(pool.map(finish, posted))
+    elapsed = max(e for e, _, _ in ends) - t0
+    busy = cpu_seconds() - c0 - idle_cpu_rate * elapsed
+    return Figures(name, idle, burst_n / elapsed, [lat for _, lat, _ in ends], sum(k != "finished" for _, _, k in ends), busy / burst_n)
+
+
+def run_topology(topology: str, executor: str, idle_n: int, burst_n: int) -> Figures:
+    root = Path(tempfile.mkdtemp(prefix=f"eotasks-bench-{topology}-{executor}-"))
     prefect_port, gateway_port = free_port(), free_port()
-    extra = {"EOTASKS_PORT": str(gateway_port), "EOTASKS_SERVE_NOOP": "1", "EOTASKS_CODE_DIR": str(REPO), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    extra = {"EOTASKS_PORT": str(gateway_port), "EOTASKS_CODE_DIR": str(REPO), "PREFECT_LOGGING_LEVEL": "WARNING",
+             "EOTASKS_SERVE_LIMIT": "10", "EOTASKS_RATE_LIMIT_PER_MINUTE": "1000000"}
     dbs = []
     if topology == "postgres":
         suffix = uuid.uuid4().hex[:8]
@@ -92,51 +158,26 @@ def run_topology(topology: str, n: int) -> list[tuple[str, float, list[float]]]:
     try:
         service.start_prefect_server(prefect_port, timeout=180)
         if topology == "embedded":
-            service.start_serve(["bandmath/eotasks", "noop/eotasks"])
+            if executor == "stock":
+                proc = service.start("serve", [sys.executable, str(REPO / "bench" / "stock_serve.py")])
+                deadline = time.monotonic() + 120
+                while httpx.get(f"{env['PREFECT_API_URL']}/deployments/name/bandmath/eotasks").status_code != 200:
+                    assert proc.poll() is None and time.monotonic() < deadline, "stock serve did not start"
+                    time.sleep(0.5)
+            else:
+                service.start_serve(["bandmath/eotasks"])
         else:
             def prefect(*args: str) -> None:
                 subprocess.run([sys.executable, "-m", "prefect", *args], cwd=REPO, env=env, check=True, capture_output=True)
-            prefect("work-pool", "create", "eotasks", "--type", "process")
+            pool_type = "process" if executor == "stock" else "eotasks-warm"
+            prefect("work-pool", "create", "eotasks", "--type", pool_type)
             prefect("--no-prompt", "deploy", "--all")
-            floor = root / "noop.prefect.yaml"  # the floor's deployment, kept out of the production prefect.yaml
-            floor.write_text(
-                "name: eotasks-bench\npull:\n  - prefect.deployments.steps.set_working_directory:\n"
-                "      directory: \"{{ $EOTASKS_CODE_DIR }}\"\ndeployments:\n  - name: eotasks\n"
-                "    entrypoint: flows/noop.py:noop\n    work_pool:\n      name: eotasks\n")
-            prefect("--no-prompt", "deploy", "--all", "--prefect-file", str(floor))
             for name in ("worker-a", "worker-b"):
-                service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--limit", "10", "--name", name])
+                service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--type", pool_type,
+                                     "--limit", "10", "--name", name, "--install-policy", "never"])
         service.start_gateway("127.0.0.1", gateway_port)
-        base, api = f"http://127.0.0.1:{gateway_port}", env["PREFECT_API_URL"]
-        client = httpx.Client(timeout=60)
-        body = {"type": "bandmath", "params": {"view_id": VIEW_ID, "bm_type": "NDVI", "geometry": POLYGON}}
-
-        def post() -> str:
-            return call(client, "POST", f"{base}/api", params={"api_key": key}, json=body).json()["task_id"]
-
-        def finished(task_id: str) -> bool:
-            r = call(client, "GET", f"{base}/api/{task_id}", params={"api_key": key, "redirect": "false"})
-            if r.json().get("task_type") in ("failed", "cancelled"):
-                raise RuntimeError(r.text)
-            return r.json().get("task_type") == "finished"
-
-        noop_id = client.get(f"{api}/deployments/name/noop/eotasks").json()["id"]
-
-        def create_noop() -> str:
-            return call(client, "POST", f"{api}/deployments/{noop_id}/create_flow_run", json={}).json()["id"]
-
-        def noop_done(run_id: str) -> bool:
-            state = call(client, "GET", f"{api}/flow_runs/{run_id}").json()["state"]["type"]
-            if state in ("FAILED", "CRASHED"):
-                raise RuntimeError(state)
-            return state == "COMPLETED"
-
-        rows = []
-        rate, lat = burst(n, create_noop, noop_done)
-        rows.append((f"{topology}: trivial six-step flow (floor)", rate, lat))
-        rate, lat = burst(n, post, finished)
-        rows.append((f"{topology}: bandmath through the gateway", rate, lat))
-        return rows
+        gateway = Gateway(f"http://127.0.0.1:{gateway_port}", key)
+        return measure(f"{topology}, {executor}", gateway, idle_n, burst_n)
     finally:
         service.stop(grace=5)
         if dbs:
@@ -147,18 +188,24 @@ def run_topology(topology: str, n: int) -> list[tuple[str, float, list[float]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--tasks", type=int, default=50, help="tasks in the burst")
+    parser.add_argument("--idle", type=int, default=10, help="sequential tasks for the idle latency")
     parser.add_argument("--topology", choices=["embedded", "postgres", "both"], default="both")
+    parser.add_argument("--executor", choices=["stock", "warm", "both"], default="both")
     args = parser.parse_args()
-    rows = []
-    print(f"{args.tasks} runs each, started at once, on {os.cpu_count()} cores")
-    print(f"{'':48s} {'runs/s':>7s} {'p50 s':>7s} {'p90 s':>7s} {'runs/s vs floor':>16s}", flush=True)
+    print(f"bandmath NDVI through the gateway; {args.idle} sequential, then {args.tasks} at once; {os.cpu_count()} cores", flush=True)
+    print(f"{'':20s} {'idle p50':>9s} {'idle max':>9s} {'burst runs/s':>13s} {'p50':>6s} {'p90':>6s} {'not ok':>7s} {'CPU-s/run':>10s}", flush=True)
     for topology in (["embedded", "postgres"] if args.topology == "both" else [args.topology]):
-        rows = run_topology(topology, args.tasks)
-        floor = rows[0][1]
-        for name, rate, lat in rows:
-            q = statistics.quantiles(lat, n=10)
-            print(f"{name:48s} {rate:7.2f} {statistics.median(lat):7.1f} {q[8]:7.1f} {rate / floor:15.2f}x", flush=True)
+        rows = {}
+        for executor in (["stock", "warm"] if args.executor == "both" else [args.executor]):
+            f = rows[executor] = run_topology(topology, executor, args.idle, args.tasks)
+            q = statistics.quantiles(f.burst, n=10)
+            print(f"{f.name:20s} {statistics.median(f.idle):8.2f}s {max(f.idle):8.2f}s {f.burst_rate:13.2f} {statistics.median(f.burst):5.1f}s "
+                  f"{q[8]:5.1f}s {f.bad:7d} {f.cpu_per_run:10.2f}", flush=True)
+        if len(rows) == 2:
+            s, w = rows["stock"], rows["warm"]
+            print(f"{topology + ', warm/stock':20s} {statistics.median(w.idle) / statistics.median(s.idle):8.2f}x {'':9s} "
+                  f"{w.burst_rate / s.burst_rate:12.2f}x {'':6s} {'':6s} {'':7s} {w.cpu_per_run / s.cpu_per_run:9.2f}x", flush=True)
 
 
 if __name__ == "__main__":

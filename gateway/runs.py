@@ -6,6 +6,7 @@ requests never wait on a run: GET polls the run's state by id.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from prefect.client.schemas.sorting import TaskRunSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelling
 
+from eotasks import prefect_api
 from eotasks.answers import stage_from_task_runs
 from eotasks.settings import get_settings
 
@@ -38,6 +40,7 @@ class PrefectRuns:
         self._client: PrefectClient | None = None
         self._deployments: dict[str, uuid.UUID] = {}
         self._misses: dict[str, float] = {}
+        self._create_lock: asyncio.Lock | None = None
 
     async def start(self) -> None:
         self._client = get_client()
@@ -68,12 +71,21 @@ class PrefectRuns:
         return deployment.id
 
     async def create(self, task_type: str, parameters: dict[str, Any], task_id: str, idempotency_key: str | None) -> uuid.UUID:
+        """Create the run.
+
+        One create at a time per gateway process (each takes a few ms): concurrent creates are the
+        very writes that conflict on Prefect's SQLite server, each failing the others. A conflict with
+        another writer is retried within milliseconds (eotasks/prefect_api.py), which is safe because
+        the run's idempotency key (the client's Idempotency-Key, else the task id) makes a repeated
+        create return the same run."""
         deployment_id = await self.deployment_id(task_type)
-        run = await self.client.create_flow_run_from_deployment(
-            deployment_id, parameters=parameters, tags=["eotasks", task_type],
-            idempotency_key=idempotency_key, name=f"{task_type}-{task_id[:8]}",
-        )
-        return run.id
+        if self._create_lock is None:
+            self._create_lock = asyncio.Lock()
+        async with self._create_lock:
+            return await prefect_api.create_flow_run_from_deployment(
+                self.client, deployment_id, parameters=parameters, tags=["eotasks", task_type],
+                idempotency_key=idempotency_key or task_id, name=f"{task_type}-{task_id[:8]}",
+            )
 
     async def status(self, flow_run_id: str, with_result: bool = True) -> RunStatus:
         run = await self.client.read_flow_run(uuid.UUID(flow_run_id))
