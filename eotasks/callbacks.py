@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from eotasks.redact import redact_url
 from eotasks.settings import get_settings
 
 log = logging.getLogger("eotasks.callbacks")
@@ -50,15 +51,15 @@ def send_callback(url: str, body: dict[str, Any]) -> bool:
     settings = get_settings()
     reason = check_callback_url(url)
     if reason:
-        log.warning("callback to %s refused: %s", url, reason)
+        log.warning("callback to %s refused: %s", redact_url(url), reason)
         return False
     for attempt in range(1, settings.callback_retries + 1):
         try:
             response = httpx.post(url, json=body, timeout=settings.callback_timeout_s, follow_redirects=False)
             if response.status_code < 400:
                 return True
-            log.warning("callback to %s answered %s (attempt %d)", url, response.status_code, attempt)
+            log.warning("callback to %s answered %s (attempt %d)", redact_url(url), response.status_code, attempt)
         except httpx.HTTPError as exc:
-            log.warning("callback to %s failed: %s (attempt %d)", url, exc, attempt)
+            log.warning("callback to %s failed: %s (attempt %d)", redact_url(url), type(exc).__name__, attempt)
         time.sleep(min(2 ** attempt, 10))
     return False

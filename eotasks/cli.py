@@ -146,7 +146,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not (data_dir / "demo" / ".done").exists():
             generate_demo(data_dir / "demo", progress=_progress("demo scenes"))
             (data_dir / "demo" / ".done").touch()
-        print("starting the served deployments ...", file=sys.stderr)
+        print("starting the warm worker (deploying the flows to its pool) ...", file=sys.stderr)
         from deployments.serve import FLOWS
 
         service.start_serve([f"{f.name}/{settings.deployment_suffix}" for f in FLOWS])

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, Column, event
+from sqlalchemy import JSON, Column, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -38,6 +38,9 @@ class ApiKey(SQLModel, table=True):
 
 class TaskRecord(SQLModel, table=True):
     __tablename__ = "tasks"
+    # One task per (key, Idempotency-Key): the row is reserved before the run is created, so two
+    # concurrent POSTs with one key cannot both create a task (NULL keys do not collide).
+    __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key", name="uq_tasks_key_idempotency"),)
     id: str = Field(primary_key=True)  # the task_id (UUID4) clients see
     flow_run_id: str | None = Field(default=None, index=True)
     api_key_id: int = Field(foreign_key="api_keys.id", index=True)
@@ -109,6 +112,9 @@ def get_engine(url: str | None = None) -> Engine:
 def init_db(url: str | None = None) -> Engine:
     engine = get_engine(url)
     SQLModel.metadata.create_all(engine)
+    # Databases created before the constraint existed get it as a unique index (same effect).
+    with engine.begin() as conn:
+        conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS uq_tasks_key_idempotency_idx ON tasks (api_key_id, idempotency_key)"))
     return engine
 
 

@@ -409,12 +409,15 @@ class NumberRange(BaseModel):
     to: float | None = Field(None, ge=0, le=100)
 
 
+MAX_SEARCH_DATES = 100  # date ranges in one search; more is a 400, not a query too deep for the database
+
+
 class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    date: DateRangeModel | list[DateRangeModel | dt.date] | dt.date | None = None
+    date: DateRangeModel | Annotated[list[DateRangeModel | dt.date], Field(max_length=MAX_SEARCH_DATES)] | dt.date | None = None
     cloudCoverage: NumberRange | None = None  # noqa: N815 (the reference API's name)
     shape: dict[str, Any] | None = None
-    satellites: list[str] | None = None
+    satellites: Annotated[list[str], Field(max_length=50)] | None = None
 
     @field_validator("shape")
     @classmethod
@@ -439,7 +442,7 @@ class SearchRequest(BaseModel):
     sort: dict[str, Literal["asc", "desc"]] = Field(default_factory=lambda: {"date": "desc"})
     page: int = Field(1, ge=1)
     limit: int = Field(500, ge=1, le=5000)
-    fields: list[str] | None = None
+    fields: Annotated[list[str], Field(max_length=50)] | None = None
 
     @field_validator("sort")
     @classmethod

@@ -6,6 +6,7 @@ import functools
 import secrets
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,12 +29,15 @@ class Settings(BaseSettings):
     # Scene assets on S3 (s3:// hrefs in the catalogue), read in place by windows through GDAL.
     assets_s3_endpoint_url: str | None = None  # default: s3_endpoint_url
     assets_requester_pays: bool = False
+    # "auto": sign with boto's credential chain, unsigned only when it has none; "true": always
+    # unsigned (public buckets); "false": always signed.
+    assets_unsigned: str = "auto"
     # A saved prefect-aws AwsCredentials block for the assets; otherwise the usual AWS_* variables.
     assets_credentials_block: str | None = None
     # Signed download URLs live this long.
     download_url_ttl_s: int = 3600
     # HMAC secret for gateway-signed download URLs; generated into data_dir when unset.
-    signing_secret: str | None = None
+    signing_secret: SecretStr | None = None
 
     # Gateway.
     host: str = "127.0.0.1"
@@ -93,15 +97,34 @@ class Settings(BaseSettings):
     @property
     def resolved_signing_secret(self) -> str:
         if self.signing_secret:
-            return self.signing_secret
+            return self.signing_secret.get_secret_value()
         # One secret per data_dir, shared by the gateway and the flows that sign URLs for callbacks.
         path = self.resolved_data_dir / "signing.secret"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_hex(32))
-            tmp.replace(path)
+            _create_secret_file(path)
         return path.read_text().strip()
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write a new secret readable by its owner only (0600 from the start), atomically: a private
+    temporary file in the same folder, then a hard link to the final name, which fails if another
+    process won the race (its secret is kept and read by everyone)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".signing-", dir=path.parent)  # mode 0600, a name nobody else has
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
 
 
 @functools.lru_cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlencode
 
@@ -24,7 +24,7 @@ class ResultStore:
     endpoint_url: str | None = None
     region: str = "us-east-1"
     key_id: str | None = None
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)  # never in a repr, a log line or a traceback
 
     @property
     def is_s3(self) -> bool:
@@ -99,6 +99,9 @@ def sign(key: str, expires: int, secret: str) -> str:
 
 
 def verify(key: str, expires: int, signature: str, secret: str) -> bool:
+    """Constant-time; any signature that is not 64 hex digits is simply wrong (not an error)."""
+    if len(signature) != 64 or not all(c in "0123456789abcdef" for c in signature):
+        return False
     return expires >= time.time() and hmac.compare_digest(sign(key, expires, secret), signature)
 
 

@@ -27,6 +27,7 @@ from eotasks.callbacks import check_callback_url
 from eotasks.catalog.search import search_scenes
 from eotasks.db import ApiKey, CropperRecord, SceneRecord, TaskRecord, init_db, session
 from eotasks.sensors import normalize_sensor_name
+from eotasks.redact import install_access_log_redaction
 from eotasks.models import BandmathRequest, ErrorBody, JpegRequest, LbeRequest, MtStatsRequest, SearchRequest, TaskAccepted
 
 TaskUnion = Union[BandmathRequest, LbeRequest, JpegRequest, MtStatsRequest]
@@ -88,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(runs: PrefectRuns | None = None) -> FastAPI:
     settings = get_settings()
+    install_access_log_redaction()  # ?api_key= and download signatures never reach the log
     app = FastAPI(
         title="eotasks", version="0.1.0", lifespan=lifespan,
         description="Crop satellite scenes by an AOI, compute spectral indices, render pictures and time-series statistics.",
@@ -104,34 +106,55 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
         idem = request.headers.get("idempotency-key")
         if idem is not None and not 1 <= len(idem) <= 255:
             raise ApiError(400, "Idempotency-Key must be 1 to 255 characters", [("Idempotency-Key", "length")])
-        if idem:
-            existing = await run_in_threadpool(_find_idempotent, key.id, idem)
-            if existing is not None:
-                if existing.body_hash != body_hash:
-                    raise ApiError(409, "This Idempotency-Key was already used with a different request body",
-                                   [("Idempotency-Key", "reused with another body")])
-                return _accepted(existing, settings.task_timeout_s)
         if task.callback_url:
             reason = await run_in_threadpool(check_callback_url, task.callback_url)
             if reason:
                 raise ApiError(400, f"callback_url {reason}", [("callback_url", reason)])
+        cropper_ref = getattr(task.params, "cropper_ref", None)
+        if cropper_ref is not None and not await run_in_threadpool(_cropper_exists, cropper_ref):
+            raise ApiError(400, f"Unknown cropper_ref {cropper_ref}: save the geometry with POST /api/render/cropper/ first",
+                           [("params.cropper_ref", "unknown")])
         task_id, req_id = str(uuid.uuid4()), str(uuid.uuid4())
+        record = TaskRecord(
+            id=task_id, flow_run_id=None, api_key_id=key.id, type=task.type,
+            reference=getattr(task.params, "reference", None), req_id=req_id, idempotency_key=idem,
+            body_hash=body_hash, callback_url=task.callback_url,
+        )
+        # Reserve the task first: with an Idempotency-Key the unique index picks one winner among
+        # concurrent POSTs; the others answer with the winner's task (or a 409 for another body).
+        if not await run_in_threadpool(_reserve, record):
+            existing = await run_in_threadpool(_find_idempotent, key.id, idem)
+            if existing is None:  # the winner gave up (the orchestrator was down): try again
+                raise ApiError(503, "The task service is busy; retry in a few seconds", headers={"Retry-After": "2"})
+            if existing.body_hash != body_hash:
+                raise ApiError(409, "This Idempotency-Key was already used with a different request body",
+                               [("Idempotency-Key", "reused with another body")])
+            return _accepted(existing, settings.task_timeout_s)
         parameters = {"task_id": task_id, "api_key_id": key.id, "params": task.params.model_dump(mode="json", exclude_none=True)}
         try:
             flow_run_id = await app.state.runs.create(task.type, parameters, task_id, f"{key.id}:{idem}" if idem else None)
         except NotAvailable:
+            await run_in_threadpool(_forget, task_id)
             raise ApiError(400, f"Task type {task.type!r} is not available yet on this server", [("type", "not available yet")]) from None
-        record = TaskRecord(
-            id=task_id, flow_run_id=str(flow_run_id), api_key_id=key.id, type=task.type,
-            reference=getattr(task.params, "reference", None), req_id=req_id, idempotency_key=idem,
-            body_hash=body_hash, callback_url=task.callback_url,
-        )
-        await run_in_threadpool(_save, record)
+        except BaseException:
+            await run_in_threadpool(_forget, task_id)
+            raise
+        record.flow_run_id = str(flow_run_id)
+        try:
+            await run_in_threadpool(_save, record)
+        except BaseException:
+            # The run exists but no task points at it: cancel it rather than leave an orphan working.
+            await app.state.runs.cancel_quietly(str(flow_run_id))
+            raise
         log.info("task %s (%s) -> flow run %s", task_id, task.type, flow_run_id)
         return _accepted(record, settings.task_timeout_s)
 
     async def status(task_id: str, request: Request, redirect: bool = Query(True), key: ApiKey = Depends(require_key)) -> Response:
         record = await run_in_threadpool(_owned_task, task_id, key.id)
+        if record.flow_run_id is None:  # reserved a moment ago; its run is being created
+            return JSONResponse({"task_type": "created", "status": "created", "stage": "authentication", "reference": record.reference,
+                                 "token": key.masked, "result_url": "", "client_id": 0, "download_id": 0, "task_id": record.id},
+                                headers={"X-Request-Id": record.req_id})
         run = await app.state.runs.status(record.flow_run_id)
         task_type = TASK_TYPE_BY_STATE.get(run.state_type, "started")
         headers = {"X-Request-Id": record.req_id}
@@ -155,6 +178,8 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
 
     async def cancel(task_id: str, key: ApiKey = Depends(require_key)) -> JSONResponse:
         record = await run_in_threadpool(_owned_task, task_id, key.id)
+        if record.flow_run_id is None:
+            raise ApiError(409, "The task is being created; retry in a moment", [("task_id", "being created")], headers={"Retry-After": "1"})
         run = await app.state.runs.status(record.flow_run_id, with_result=False)
         if run.state_type in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             raise ApiError(409, f"The task has already ended ({TASK_TYPE_BY_STATE[run.state_type]}) and cannot be cancelled",
@@ -270,8 +295,35 @@ def _find_idempotent(key_id: int, idem: str) -> TaskRecord | None:
 
 def _save(record: TaskRecord) -> None:
     with session() as s:
-        s.add(record)
+        s.merge(record)
         s.commit()
+
+
+def _reserve(record: TaskRecord) -> bool:
+    """Insert the task row; False when another task already holds its (key, Idempotency-Key)."""
+    from sqlalchemy.exc import IntegrityError
+
+    with session() as s:
+        s.add(record)
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            return False
+    return True
+
+
+def _forget(task_id: str) -> None:
+    with session() as s:
+        record = s.get(TaskRecord, task_id)
+        if record is not None and record.flow_run_id is None:
+            s.delete(record)
+            s.commit()
+
+
+def _cropper_exists(ref: str) -> bool:
+    with session() as s:
+        return s.get(CropperRecord, ref) is not None
 
 
 def _owned_task(task_id: str, key_id: int) -> TaskRecord:
@@ -279,7 +331,7 @@ def _owned_task(task_id: str, key_id: int) -> TaskRecord:
         raise ApiError(404, "Task not found", [("task_id", "not a task id")])
     with session() as s:
         record = s.get(TaskRecord, task_id)
-    if record is None or record.api_key_id != key_id or not record.flow_run_id:
+    if record is None or record.api_key_id != key_id:
         raise ApiError(404, "Task not found", [("task_id", "unknown")])
     return record
 

@@ -78,9 +78,46 @@ def install(app: FastAPI) -> None:
         text = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
         return error_response(exc.status_code, text, headers=getattr(exc, "headers", None))
 
+    import httpx
+    from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+
+    @app.exception_handler(httpx.HTTPError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
+        # Handled here (not by the catch-all below, which Starlette re-raises into the server log).
+        return await _internal(request, exc)
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         import logging
 
+        down = unavailable(exc)
+        if down is not None:
+            logging.getLogger("eotasks.gateway").error("%s unreachable on %s %s: %s", down, request.method, request.url.path, type(exc).__name__)
+            return error_response(503, f"The service is temporarily unavailable (its {down} cannot be reached); retry in a few seconds",
+                                  headers={"Retry-After": str(RETRY_AFTER_S)})
         logging.getLogger("eotasks.gateway").exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error; the operator has the details in the gateway log")
+
+
+RETRY_AFTER_S = 5
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Which piece of infrastructure an exception says is down: "orchestrator" (the Prefect API),
+    "database" (ours), or None for a genuine internal error."""
+    import httpx
+    from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, httpx.TransportError):
+            return "orchestrator"
+        if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (502, 503, 504):
+            return "orchestrator"
+        if isinstance(exc, (OperationalError, PoolTimeout)) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            return "database"
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None

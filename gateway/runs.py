@@ -111,5 +111,14 @@ class PrefectRuns:
         )
         return {str(r.id): (r.state.type.value if r.state else "PENDING") for r in runs}
 
+    async def cancel_quietly(self, flow_run_id: str) -> None:
+        """Cancel an orphan run (its task could not be recorded); a failure is only logged."""
+        import logging
+
+        try:
+            await self.client.set_flow_run_state(uuid.UUID(flow_run_id), Cancelling(message="Its task could not be recorded"), force=True)
+        except Exception as exc:
+            logging.getLogger("eotasks.gateway").error("could not cancel orphan flow run %s: %s", flow_run_id, exc)
+
     async def cancel(self, flow_run_id: str) -> None:
         await self.client.set_flow_run_state(uuid.UUID(flow_run_id), Cancelling(message="Cancelled by the client"))

@@ -33,9 +33,34 @@ def stats_with_retries(record: SceneRecord, items: list[str], aoi: BaseGeometry,
             return error_item(record, exc.message)
         except Exception as exc:  # I/O: the file may be back, or the network, on the next attempt
             if attempt == attempts:
-                return error_item(record, f"The scene could not be read after {attempts} attempts: {exc}")
+                # The client gets a sentence; the operator gets the exception (hrefs, bucket paths) in the log.
+                _log_warning("scene %s left out after %d attempts: %r", record.view_id, attempts, exc)
+                return error_item(record, f"The scene could not be read after {attempts} attempts: {read_error_sentence(exc)}")
             time.sleep(base_delay_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
+
+
+def read_error_sentence(exc: BaseException) -> str:
+    """What a client may be told about a failed read: the kind of failure, never paths or hrefs."""
+    from rasterio.errors import RasterioIOError
+
+    text = str(exc).lower()
+    if isinstance(exc, FileNotFoundError) or "no such file" in text or "does not exist" in text or "404" in text:
+        return "one of its band files is missing"
+    if isinstance(exc, (RasterioIOError, OSError)) and ("not recognized" in text or "not a" in text or "corrupt" in text or "tiff" in text):
+        return "one of its band files is corrupt"
+    if isinstance(exc, (RasterioIOError, OSError, TimeoutError)):
+        return "one of its band files could not be reached"
+    return "an internal error occurred while reading it"
+
+
+def _log_warning(message: str, *args: Any) -> None:
+    try:
+        get_run_logger().warning(message, *args)
+    except Exception:  # outside a run (plain calls in tests): the module logger
+        import logging
+
+        logging.getLogger("eotasks.stats").warning(message, *args)
 
 
 def batches(scenes: list[SceneRecord], workers: int, max_batch: int = 16) -> list[list[SceneRecord]]:

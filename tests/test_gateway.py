@@ -149,6 +149,13 @@ def test_signed_download_urls_are_checked(client):
     assert r.status_code in (403, 404)
 
 
+def _balanced(leaf: str, depth: int) -> str:
+    return leaf if depth == 0 else f"({_balanced(leaf, depth - 1)}+{_balanced(leaf, depth - 1)})"
+
+
+# 256 EVIs in a balanced tree: shallow and under 2,000 characters, but ~4,600 terms once expanded.
+BALANCED_EVI_BOMB = _balanced("EVI", 8)
+
 BAD_REQUESTS = [
     # (description, body or raw text, expected status, field named in details)
     ("malformed JSON", "{not json", 400, None),
@@ -195,6 +202,11 @@ BAD_REQUESTS = [
     ("lbe without AOI", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04"]}}, 400, "params.geometry"),
     ("jpeg bad view_id and bad expression", {"type": "jpeg", "params": {"view_id": "bad", "bm_type": "(B04"}}, 400, "params.bm_type"),
     ("bandmath bad view_id and bad expression", {"type": "bandmath", "params": {"view_id": "bad", "bm_type": "B04 +"}}, 400, "params.bm_type"),
+    # Were 500s or accepted bombs: a chain deeper than Python's stack, aliases expanding past the limit.
+    ("a 1999-character sum", good(bm_type="+".join(["1"] * 1000)), 400, "params.bm_type"),
+    ("alias chain bomb", good(bm_type="+".join(["EVI"] * 499)), 400, "params.bm_type"),
+    ("balanced alias bomb", good(bm_type=BALANCED_EVI_BOMB), 400, "params.bm_type"),
+    ("unknown cropper_ref", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "cropper_ref": "0" * 32}}, 400, "params.cropper_ref"),
     ("jpeg unknown colormap", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "rainbowz"}}, 400, "params.colormap"),
     ("jpeg levels one number", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "1"}}, 400, "params.levels"),
     ("jpeg levels not numbers", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "a,b"}}, 400, "params.levels"),
@@ -304,6 +316,9 @@ def test_search_routes_filter_sort_and_page(client, key, demo_scenes):
     ({"search": {"satellites": ["hubble"]}}, "search.satellites"),
     ({"page": 0}, "page"),
     ({"sort": {"cloud": "asc"}}, "sort"),
+    # 1,200 dates were a 500 (a query too deep for the database): now a 400 naming the field.
+    ({"search": {"date": [f"2023-01-{1 + i % 28:02d}" for i in range(1200)]}}, "search.date"),
+    ({"search": {"satellites": ["sentinel2l2a"] * 60}}, "search.satellites"),
 ])
 def test_search_bad_input(client, key, body, field):
     r = client.post("/api/lms/search/v2", params={"api_key": key}, json=body)
@@ -312,3 +327,46 @@ def test_search_bad_input(client, key, body, field):
 
 def test_search_unknown_dataset_is_404(client, key):
     assert client.post("/api/lms/search/v2/hubble", params={"api_key": key}, json={}).status_code == 404
+
+
+def test_a_non_ascii_signature_is_403_not_500(client):
+    r = client.get("/api/download/x/y.tif", params={"expires": 9999999999, "signature": "é" * 64})
+    assert r.status_code == 403 and r.json()["status"] is False
+
+
+def test_concurrent_idempotent_posts_make_one_task(client, key, runs):
+    """Two concurrent POSTs with one Idempotency-Key: one task, one run; another body is a 409."""
+    import concurrent.futures as cf
+
+    h = {"Idempotency-Key": f"race-{uuid.uuid4()}"}
+    n = len(runs.created)
+    with cf.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post(client, key, good(), headers=h), range(8)))
+    assert {a.status_code for a in answers} == {202}, [a.text for a in answers]
+    assert len({a.json()["task_id"] for a in answers}) == 1
+    assert len(runs.created) == n + 1
+    h2 = {"Idempotency-Key": f"race-{uuid.uuid4()}"}
+    with cf.ThreadPoolExecutor(8) as pool:
+        mixed = list(pool.map(lambda i: post(client, key, good(bm_type="NDVI" if i % 2 else "NDWI"), headers=h2), range(8)))
+    codes = sorted(a.status_code for a in mixed)
+    assert set(codes) == {202, 409} and len({a.json()["task_id"] for a in mixed if a.status_code == 202}) == 1, codes
+
+
+def test_orchestrator_down_is_503_with_retry_after(client, key):
+    """A real gateway whose Prefect API is not listening: POST and GET answer 503, not 500, and the
+    reserved task is given up (the same Idempotency-Key works once the orchestrator is back)."""
+    from eotasks.launcher import free_port
+    from gateway.runs import PrefectRuns
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
+        with TestClient(create_app(PrefectRuns())) as down:
+            h = {"Idempotency-Key": f"down-{uuid.uuid4()}"}
+            r = post(down, key, good(), headers=h)
+            assert r.status_code == 503, r.text
+            assert r.headers["Retry-After"] == "5" and "orchestrator" in r.json()["error"] and "Traceback" not in r.text
+    from eotasks.db import TaskRecord, session
+    from sqlmodel import select
+
+    with session() as s:
+        assert s.exec(select(TaskRecord).where(TaskRecord.idempotency_key == h["Idempotency-Key"])).first() is None

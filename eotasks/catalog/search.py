@@ -6,7 +6,8 @@ import datetime as dt
 
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import or_
+from shapely.prepared import prep
+from sqlalchemy import func, or_
 from sqlmodel import select
 
 from eotasks.db import SceneRecord, session
@@ -50,9 +51,21 @@ def search_scenes(
         query = query.where(SceneRecord.west <= maxx, SceneRecord.east >= minx, SceneRecord.south <= maxy, SceneRecord.north >= miny)
     order = (SceneRecord.date.desc(), SceneRecord.view_id) if newest_first else (SceneRecord.date, SceneRecord.view_id)  # type: ignore[attr-defined]
     with session(url) as s:
-        rows = list(s.exec(query.order_by(*order)).all())
-    if aoi is not None:
-        rows = [r for r in rows if shape(r.footprint).intersects(aoi)]
-    found = len(rows)
-    page = rows[offset : offset + limit if limit is not None else None]
-    return page, found
+        if aoi is None:  # everything in SQL: the count, then one page of rows
+            found = s.exec(select(func.count()).select_from(query.subquery())).one()
+            page_query = query.order_by(*order).offset(offset)
+            if limit is not None:
+                page_query = page_query.limit(limit)
+            return list(s.exec(page_query).all()), int(found)
+        # The footprint test is exact geometry, done here, over the bounding-box matches streamed in
+        # chunks (id and footprint only): memory holds one page, however many scenes match.
+        prepared = prep(aoi)
+        ids_query = query.with_only_columns(SceneRecord.view_id, SceneRecord.footprint).order_by(*order)
+        found, page_ids = 0, []
+        for view_id, footprint in s.execute(ids_query.execution_options(yield_per=500)):
+            if prepared.intersects(shape(footprint)):
+                if found >= offset and (limit is None or len(page_ids) < limit):
+                    page_ids.append(view_id)
+                found += 1
+        rows = {r.view_id: r for r in s.exec(select(SceneRecord).where(SceneRecord.view_id.in_(page_ids))).all()} if page_ids else {}  # type: ignore[attr-defined]
+        return [rows[i] for i in page_ids], found

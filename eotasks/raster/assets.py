@@ -48,14 +48,26 @@ def gdal_options() -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def aws_session_options() -> dict[str, Any]:
+    """Credentials from settings or a block when given; otherwise boto's own chain (environment,
+    profile, instance or task role). Requests go unsigned only when EOTASKS_ASSETS_UNSIGNED says so,
+    or, by default ("auto"), when that chain has no credentials at all (public buckets)."""
     creds = _credentials()
     creds.pop("endpoint_url", None)
     session: dict[str, Any] = {"region_name": creds.get("region_name"), "requester_pays": get_settings().assets_requester_pays}
-    if creds.get("aws_access_key_id") and creds.get("aws_secret_access_key"):
+    mode = get_settings().assets_unsigned.lower()
+    if mode in ("true", "1", "yes"):
+        session["aws_unsigned"] = True
+    elif creds.get("aws_access_key_id") and creds.get("aws_secret_access_key"):
         session.update({k: v for k, v in creds.items() if k.startswith("aws_")})
-    elif not os.environ.get("AWS_PROFILE"):
-        session["aws_unsigned"] = True  # public buckets
+    elif mode == "auto" and not _chain_has_credentials(session["region_name"]):
+        session["aws_unsigned"] = True
     return session
+
+
+def _chain_has_credentials(region: str | None) -> bool:
+    import boto3
+
+    return boto3.Session(region_name=region).get_credentials() is not None
 
 
 def _credentials() -> dict[str, Any]:

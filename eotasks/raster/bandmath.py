@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eotasks.raster.crop import Cropped
-from eotasks.raster.expression import evaluate
+from eotasks.raster.expression import evaluate_blocks
 from eotasks.raster.indices import Program
 
 NODATA = -9999.0
@@ -23,7 +23,7 @@ def evaluate_program(program: Program, cropped: Cropped, cache: dict[str, np.nda
     for band in program.bands:
         valid &= cropped.valid[band]
     with np.errstate(all="ignore"):
-        values = np.broadcast_to(np.asarray(evaluate(program.ast, cache), dtype=np.float64), valid.shape)
+        values = evaluate_blocks(program.ast, cache, valid.shape)
         valid &= np.isfinite(values)
     return values, valid
 

@@ -28,6 +28,12 @@ from eotasks.errors import ExpressionError
 
 MAX_DEPTH = 64
 MAX_NODES = 2_000
+# The height of the tree, counted after aliases are expanded: a chain like 1+1+...+1 nests without
+# parentheses, and every walk of the tree (and its evaluation) goes that deep.
+MAX_HEIGHT = 128
+# Evaluation runs over blocks of this many pixels, so its temporaries are bounded by
+# height x block, whatever the raster's size (a deep expression must not hold deep x full-size arrays).
+EVAL_BLOCK = 1 << 16
 
 FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name -> (min args, max args)
     "sqrt": (1, 1), "abs": (1, 1), "log": (1, 1), "exp": (1, 1), "min": (2, None), "max": (2, None),
@@ -232,7 +238,39 @@ def parse(text: str, max_chars: int = 2_000) -> list[Node]:
         raise ExpressionError("Expression must be a string")
     if len(text) > max_chars:
         raise ExpressionError(f"Expression is longer than {max_chars} characters")
-    return _Parser(text).parse_list()
+    asts = _Parser(text).parse_list()
+    check_size(asts)
+    return asts
+
+
+def measure(node: Node) -> tuple[int, int]:
+    """(node count, height) of a tree, without recursion (a tree may be deeper than Python's stack)."""
+    count, height = 0, 0
+    stack: list[tuple[Node, int]] = [(node, 1)]
+    while stack:
+        n, level = stack.pop()
+        count += 1
+        height = max(height, level)
+        if isinstance(n, Unary):
+            stack.append((n.operand, level + 1))
+        elif isinstance(n, Binary):
+            stack.extend(((n.left, level + 1), (n.right, level + 1)))
+        elif isinstance(n, Call):
+            stack.extend((a, level + 1) for a in n.args)
+    return count, height
+
+
+def check_size(asts: list[Node], max_nodes: int = MAX_NODES, max_height: int = MAX_HEIGHT, expanded: bool = False) -> None:
+    """The limits on what evaluation costs, checked on the trees as they will be evaluated."""
+    total = 0
+    after = " once its indices are expanded" if expanded else ""
+    for ast in asts:
+        count, height = measure(ast)
+        total += count
+        if height > max_height:
+            raise ExpressionError(f"Expression is nested too deeply{after} ({height} levels; at most {max_height})")
+    if total > max_nodes:
+        raise ExpressionError(f"Expression is too long{after} ({total} terms; at most {max_nodes})")
 
 
 def split_expressions(text: str) -> list[str]:
@@ -313,12 +351,29 @@ def evaluate(node: Node, bands: dict[str, np.ndarray]) -> np.ndarray | float:
         args = [evaluate(a, bands) for a in node.args]
         if node.func in _UFUNCS:
             return _UFUNCS[node.func](args[0])
-        reduce = np.fmin if node.func == "min" else np.fmax
+        # minimum/maximum, not fmin/fmax: a NaN argument makes the pixel nodata, as any other maths does.
+        reduce = np.minimum if node.func == "min" else np.maximum
         out = args[0]
         for a in args[1:]:
             out = reduce(out, a)
         return out
     raise TypeError(f"not an expression node: {node!r}")
+
+
+def evaluate_blocks(node: Node, bands: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """``evaluate`` over blocks of ``EVAL_BLOCK`` pixels into one float64 array of ``shape``.
+
+    Memory is the output plus height x block temporaries, not height x raster. Call under
+    ``np.errstate(all="ignore")``."""
+    out = np.empty(shape, np.float64)
+    flat_out = out.reshape(-1)
+    flat = {k: np.asarray(v).reshape(-1) if np.ndim(v) else v for k, v in bands.items()}
+    size = flat_out.size
+    for start in range(0, size, EVAL_BLOCK):
+        stop = min(start + EVAL_BLOCK, size)
+        block = {k: (v[start:stop] if np.ndim(v) else v) for k, v in flat.items()}
+        flat_out[start:stop] = evaluate(node, block)
+    return out
 
 
 def to_text(node: Node) -> str:

@@ -127,6 +127,8 @@ def compile_expressions(text: str, sensor: Sensor, max_chars: int = 2_000, max_e
         resolved = ex.substitute(ast, resolve)
         used = tuple(dict.fromkeys(n.name for n in ex.names(resolved)))
         programs.append(Program(source, resolved, used))
+    # What is evaluated is the expanded tree: 499 x "EVI+" is ~9,000 terms, not 1,000.
+    ex.check_size([p.ast for p in programs], expanded=True)
     return programs
 
 
