@@ -28,7 +28,9 @@ def centre_window(path: Path, bounds_in_crs: tuple[float, float, float, float]):
 
 
 def polygon_in_crs(lonlat, crs) -> Polygon:
-    xs, ys = Transformer.from_crs(4326, crs, always_xy=True).transform(*np.array(lonlat).T)
+    """The lon/lat ring reprojected along its edges: densified to 1e-4 degrees (~10 m) first."""
+    fine = shapely.segmentize(Polygon(lonlat), 1e-4)
+    xs, ys = Transformer.from_crs(4326, crs, always_xy=True).transform(*np.array(fine.exterior.coords).T)
     return Polygon(zip(xs, ys))
 
 

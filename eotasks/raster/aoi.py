@@ -24,17 +24,34 @@ def aoi_from_geojson(geometry: dict[str, Any]) -> BaseGeometry:
 
 
 def geodesic_area_km2(geom: BaseGeometry) -> float:
-    area, _ = _GEOD.geometry_area_perimeter(geom)
-    return abs(area) / 1e6
+    """Area on the WGS84 ellipsoid, each part counted positive whichever way its rings wind (pyproj's
+    area is signed by winding: two parts wound opposite ways would otherwise cancel to 0)."""
+    from shapely.geometry.polygon import orient
+
+    total = 0.0
+    for part in getattr(geom, "geoms", [geom]):
+        area, _ = _GEOD.geometry_area_perimeter(orient(part, 1.0))
+        total += abs(area)
+    return total / 1e6
+
+
+# Edges are densified to this step (degrees, ~1 km) before reprojection: a straight edge in lon/lat is
+# a curve in UTM, 105 m off a 1-degree edge's chord at 60 N; at 1 km the chord is centimetres off.
+DENSIFY_DEG = 0.01
 
 
 def to_crs(geom: BaseGeometry, crs: Any) -> BaseGeometry:
-    """Reproject a lon/lat geometry's vertices to ``crs`` (pixels are tested against this shape)."""
+    """Reproject a lon/lat geometry to ``crs`` along its edges (pixels are tested against this shape).
+
+    The outline is first reduced to its corners (collinear points dropped) and then densified at a
+    fixed step, so the same rectangle sent as a bbox or as a polygon gives the same shape, whatever
+    vertices each carried."""
     dst = CRS.from_user_input(crs)
     if dst == CRS.from_epsg(4326):
         return geom
+    outline = shapely.segmentize(shapely.simplify(geom, 1e-12, preserve_topology=True), DENSIFY_DEG)
     transformer = Transformer.from_crs(4326, dst, always_xy=True)
-    return shapely.transform(geom, lambda xy: _stack(transformer.transform(xy[:, 0], xy[:, 1])))
+    return shapely.transform(outline, lambda xy: _stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
 def _stack(xy: tuple) -> Any:
