@@ -54,12 +54,6 @@ def _check_expressions(value: str, view_id: str | None, max_count: int | None = 
         want = " or ".join(map(str, counts))
         raise _err("expression", "needs {want} expression(s), got {count}", want=want, count=count)
     return value
-    sensor = parse_view_id(view_id).sensor
-    try:
-        compile_expressions(value, sensor, settings.max_expression_chars, max_count or settings.max_expressions)
-    except ExpressionError as exc:
-        raise _err("expression", "{reason}", reason=exc.message) from None
-    return value
 
 
 class _Params(BaseModel):
@@ -305,16 +299,18 @@ class MtStatsParams(AOIParams):
         if len(items) > settings.mt_stats_max_bm_types:
             raise _err("expression", "at most {limit} bm_type items are allowed, got {n}", limit=settings.mt_stats_max_bm_types, n=len(items), field="bm_type")
         explicit = self.sensors is not None
-        for sensor_name in self.sensors or OPTICAL_SENSORS:
-            sensor = sensor_by_name(sensor_name)
-            if sensor is None:
-                continue  # another API's sensor: matches no scenes here
-            for item in items:
+        sensors = [s for s in (sensor_by_name(n) for n in self.sensors or OPTICAL_SENSORS) if s is not None]
+        for item in items:
+            # Named sensors: the item must work on each. No sensors: on at least one (a band that only
+            # Landsat has is fine; "((" or "FOO" works nowhere and is a 400 naming the token).
+            failures = []
+            for sensor in sensors:
                 try:
                     compile_expressions(item, sensor, settings.max_expression_chars, 1)
                 except ExpressionError as exc:
-                    if explicit:
-                        raise _err("expression", "{item}: {reason}", item=repr(item), reason=exc.message, field="bm_type") from None
+                    failures.append(exc)
+            if failures and (explicit or len(failures) == len(sensors)):
+                raise _err("expression", "{item}: {reason}", item=repr(item), reason=failures[0].message, field="bm_type") from None
         return self
 
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_expression_chars: int = 2_000
     max_expressions: int = 10
     max_output_pixels: int = 50_000_000
+    # Pixels x bands a task may read from one scene (its read windows, counted before any read).
+    # A full Sentinel-2 tile's NDVI (two 10 m bands) is ~241 M.
+    max_read_pixels: int = 300_000_000
     mt_stats_max_days: int = 365
     mt_stats_max_bm_types: int = 10
     # Per-scene branches of mt_stats run on this many threads (rasterio and numpy release the GIL).

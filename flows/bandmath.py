@@ -29,7 +29,7 @@ def bandmath(task_id: str, api_key_id: int, params: BandmathParams) -> Any:
         authenticate(api_key_id)
         scene = scene_lookup(params.view_id)
         programs = compile_expressions(params.bm_type, SENSORS[scene.sensor], get_settings().max_expression_chars)
-        [cropped] = crop(scene, params, [bands_of(programs)])
+        [cropped] = crop(scene, params, [bands_of(programs)], "bandmath")
         image = index(programs, cropped)
         name = f"{scene.scene_id}_{safe_name(params.name_alias or params.bm_type)}.TIF"
         data = cog_bytes(image, cropped.grid.crs, cropped.grid.transform, NODATA, [p.source for p in programs])

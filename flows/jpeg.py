@@ -30,7 +30,7 @@ def jpeg(task_id: str, api_key_id: int, params: JpegParams) -> Any:
         authenticate(api_key_id)
         scene = scene_lookup(params.view_id)
         programs = compile_expressions(params.bm_type, SENSORS[scene.sensor], get_settings().max_expression_chars)
-        [cropped] = crop(scene, params, [bands_of(programs)])
+        [cropped] = crop(scene, params, [bands_of(programs)], "jpeg")
         values = index(programs, cropped)
         picture = render(values, cropped.grid, cropped.aoi, params)
         name = f"{scene.scene_id}_{safe_name(params.name_alias or params.bm_type)}.{EXTENSIONS[params.format]}"

@@ -26,7 +26,7 @@ def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
         scene = scene_lookup(params.view_id)
         resolutions = {b: scene.assets[b]["resolution"] for b in params.bands if b in scene.assets}
         groups = plan_groups(params.bands, {b: resolutions.get(b, 0.0) for b in params.bands}, params.merge)
-        cropped = list(zip(groups, crop(scene, params, [list(g.bands) for g in groups])))
+        cropped = list(zip(groups, crop(scene, params, [list(g.bands) for g in groups], "lbe")))
         name, data = package_bands(scene, params, cropped)
         return {"files": publish(task_id, {name: data})}
     except Exception as exc:

@@ -21,7 +21,7 @@ from eotasks.settings import get_settings
 from eotasks.store import get_store
 from flows._common import fail, run_options, time_series_runner
 from tasks.authentication import authenticate
-from tasks.crop import resolve_aoi
+from eotasks.budgets import aoi_of, check_time_series_task
 from tasks.publish import publish
 from tasks.search import scene_search
 from tasks.stats import batches, scene_batch_stats
@@ -43,7 +43,8 @@ def mt_stats(task_id: str, api_key_id: int, params: MtStatsParams) -> Any:
 def time_series(params: MtStatsParams) -> tuple[dict[str, Any], list[str]]:
     """scene_lookup -> batches of per-scene stats, concurrently -> the answer (flow-level code)."""
     logger = get_run_logger()
-    aoi = resolve_aoi(params)
+    aoi = aoi_of(params)
+    check_time_series_task(params, aoi)  # before any read, as at submission
     scenes = scene_search(params, aoi)
     items = [params.bm_type] if isinstance(params.bm_type, str) else list(params.bm_type)
     options = StatsOptions(params.cloud_masking_level, params.exclude_cover_pixels, params.max_cloud_cover_in_aoi)

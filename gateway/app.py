@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eotasks.answers import TASK_TYPE_BY_STATE, ended_answer
 from eotasks.callbacks import check_callback_url
 from eotasks.catalog.search import search_scenes
+from eotasks.errors import UserError
 from eotasks.db import ApiKey, CropperRecord, SceneRecord, TaskRecord, init_db, session
 from eotasks.sensors import normalize_sensor_name
 from eotasks.redact import install_access_log_redaction
@@ -114,6 +115,10 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
         if cropper_ref is not None and not await run_in_threadpool(_cropper_exists, cropper_ref):
             raise ApiError(400, f"Unknown cropper_ref {cropper_ref}: save the geometry with POST /api/render/cropper/ first",
                            [("params.cropper_ref", "unknown")])
+        try:
+            await run_in_threadpool(_check_budget, task.type, task.params)
+        except UserError as exc:
+            raise ApiError(400, exc.message, [(exc.field or "params", "over the limit")]) from None
         task_id, req_id = str(uuid.uuid4()), str(uuid.uuid4())
         record = TaskRecord(
             id=task_id, flow_run_id=None, api_key_id=key.id, type=task.type,
@@ -319,6 +324,21 @@ def _forget(task_id: str) -> None:
         if record is not None and record.flow_run_id is None:
             s.delete(record)
             s.commit()
+
+
+def _check_budget(task_type: str, params: Any) -> None:
+    """What the task would read (and jpeg would draw), from the catalogue, before it is created. A
+    scene the catalogue does not have is left to the run, which answers as SPEC says."""
+    from eotasks.budgets import aoi_of, check_scene_task, check_time_series_task
+    from eotasks.catalog.scenes import get_scene
+
+    aoi = aoi_of(params)
+    if task_type == "mt_stats":
+        check_time_series_task(params, aoi)
+        return
+    scene = get_scene(params.view_id)
+    if scene is not None:
+        check_scene_task(task_type, params, scene, aoi)
 
 
 def _cropper_exists(ref: str) -> bool:

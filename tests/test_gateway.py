@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
@@ -370,3 +371,76 @@ def test_orchestrator_down_is_503_with_retry_after(client, key):
 
     with session() as s:
         assert s.exec(select(TaskRecord).where(TaskRecord.idempotency_key == h["Idempotency-Key"])).first() is None
+
+
+BIG_VIEW = "S2/32/U/MU/2023/6/1/0"  # a full 110 km tile in the catalogue (no files needed to count)
+
+
+@pytest.fixture(scope="module")
+def big_scene(client):
+    from eotasks.catalog.scenes import asset_spec, upsert_scene
+    from eotasks.db import SceneRecord
+    from eotasks.raster.aoi import footprint_geojson
+
+    bounds = (300000.0, 5890200.0, 409800.0, 6000000.0)  # 10980 x 10980 px at 10 m, UTM 32N
+    assets = {b: asset_spec(f"/nonexistent/{b}.tif", r, 1e-4, 0.0, 0, True)
+              for b, r in {"B02": 10, "B03": 10, "B04": 10, "B08": 10, "B11": 20}.items()}
+    upsert_scene(SceneRecord(view_id=BIG_VIEW, scene_id="S2A_tile_20230601_32UMU_0", sensor="sentinel2", date=dt.date(2023, 6, 1),
+                             crs="EPSG:32632", footprint=footprint_geojson(bounds, "EPSG:32632"), assets=assets))
+    return BIG_VIEW
+
+
+def _corners(d: float = 0.01, clockwise_second: bool = False) -> dict:
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(32632, 4326, always_xy=True)
+    (x0, y0), (x1, y1) = t.transform(301000, 5891200), t.transform(408000, 5998800)
+
+    def square(x, y, cw):
+        ring = [[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]
+        return [ring[::-1] if cw else ring]
+    return {"type": "MultiPolygon", "coordinates": [square(x0, y0, False), square(x1 - d, y1 - d, clockwise_second)]}
+
+
+def test_opposite_corner_squares_are_refused_by_the_read_budget(client, key, big_scene, runs):
+    """Two 1 km squares at opposite corners: tiny in area, but the output covers the whole tile."""
+    n = len(runs.created)
+    body = {"type": "lbe", "params": {"view_id": big_scene, "bands": ["B02", "B03", "B04", "B08"], "geometry": _corners()}}
+    r = post(client, key, body)
+    assert r.status_code == 400, r.text
+    assert "300,000,000" in r.json()["error"] and "params.geometry" in [d["field"] for d in r.json()["details"]]
+    assert len(runs.created) == n  # refused before any run was created
+    # The same squares as two tasks are fine: the budget counts what is read, not the area.
+    one = {"type": "lbe", "params": {"view_id": big_scene, "bands": ["B02", "B03", "B04", "B08"],
+                                      "geometry": {"type": "Polygon", "coordinates": _corners()["coordinates"][0]}}}
+    assert post(client, key, one).status_code == 202
+
+
+def test_opposite_windings_do_not_slip_under_the_area_limit(client, key):
+    big = [[[-100, 40], [-99, 40], [-99, 41], [-100, 41], [-100, 40]]]  # ~9,400 km2 each
+    other = [[[-97, 40], [-97, 41], [-96, 41], [-96, 40], [-97, 40]]]  # wound the other way
+    r = post(client, key, good(geometry={"type": "MultiPolygon", "coordinates": [big, other]}))
+    assert r.status_code == 400 and "km²" in r.json()["error"], r.text
+
+
+def test_jpeg_picture_size_is_checked_before_any_read(client, key, big_scene, runs):
+    n = len(runs.created)
+    r = post(client, key, {"type": "jpeg", "params": {"view_id": big_scene, "bm_type": "B04"}})  # whole tile at 10 m: 120 Mpx
+    assert r.status_code == 400 and "params.px_size" in [d["field"] for d in r.json()["details"]], r.text
+    assert len(runs.created) == n
+    ok = post(client, key, {"type": "jpeg", "params": {"view_id": big_scene, "bm_type": "B04", "px_size": 60}})
+    assert ok.status_code == 202, ok.text
+
+
+def test_time_series_budget_counts_each_part():
+    from eotasks.budgets import check_time_series_task
+    from eotasks.errors import UserError
+    from eotasks.models import MtStatsParams
+
+    params = MtStatsParams(date_start="2023-01-01", date_end="2023-12-31", bm_type="NDVI", geometry=_corners(), sensors=["sentinel2l2a"])
+    check_time_series_task(params, params.aoi_shape())  # two small windows: well within the budget
+    wide = MtStatsParams(date_start="2023-01-01", date_end="2023-12-31", bm_type=["NDVI", "NDWI", "NDMI", "EVI"],
+                         bbox=[8.0, 53.0, 9.3, 54.0], sensors=["sentinel2l2a"])  # under the area limit, but 4 x 10 m bands
+    with pytest.raises(UserError) as info:
+        check_time_series_task(wide, wide.aoi_shape())
+    assert info.value.field == "params.bbox"
