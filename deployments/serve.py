@@ -16,6 +16,7 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.deployments.runner import EntrypointType
 from prefect.exceptions import ObjectAlreadyExists
 
+from eotasks.recovery import ensure_recovery_automations
 from eotasks.settings import get_settings
 from eotasks.warm.worker import WORKER_TYPE, WarmProcessWorker
 from flows.bandmath import bandmath
@@ -43,6 +44,10 @@ async def deployments() -> list:
     # The operator's weekly monitoring job of prefect.yaml, on the demo field.
     out.append(await monitor.ato_deployment(name="weekly-demo-field", tags=["eotasks", "monitoring"], cron="0 6 * * 1",
                                      parameters=weekly_demo_field(), entrypoint_type=module))
+    # The recovery flow the automations of eotasks/recovery.py start (not tagged "eotasks": never recovered itself).
+    from flows.recover import recover
+
+    out.append(await recover.ato_deployment(name=suffix, tags=["eotasks-recovery"], entrypoint_type=module))
     if os.environ.get("EOTASKS_SERVE_NOOP"):  # bench/api.py's orchestration floor, and the warm-path probe
         from flows.noop import noop
 
@@ -64,6 +69,7 @@ async def main_async() -> None:
     await ensure_work_pool(settings.work_pool)
     for deployment in await deployments():
         await deployment.aapply(work_pool_name=settings.work_pool)
+    await ensure_recovery_automations(f"recover/{settings.deployment_suffix}")
     worker = WarmProcessWorker(work_pool_name=settings.work_pool, limit=settings.serve_limit, name=f"embedded-{os.getpid()}")
     await worker.start()
 

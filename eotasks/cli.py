@@ -8,6 +8,7 @@
     eotasks catalog demo [--out DIR]
     eotasks catalog ls [--sensor S]
     eotasks blocks setup --bucket B [--endpoint-url URL]   save the S3 blocks the flows read
+    eotasks automations setup                 save the recovery automations (after prefect deploy)
 """
 
 from __future__ import annotations
@@ -173,13 +174,8 @@ Try it:
 A demo field for time series (sentinel2l2a, landsat8, 2023): {json.dumps(field)}
 
 Ctrl-C stops everything.""", flush=True)
-    while True:
-        for name, proc in service.procs:
-            if proc.poll() is not None:
-                print(f"{name} exited with code {proc.returncode}; stopping (see {data_dir / 'logs' / (name + '.log')})", file=sys.stderr)
-                service.stop()
-                return 1
-        time.sleep(1)
+    service.supervise(log=lambda line: print(line, file=sys.stderr, flush=True))
+    return 0
 
 
 def cmd_blocks_setup(args: argparse.Namespace) -> int:
@@ -190,6 +186,16 @@ def cmd_blocks_setup(args: argparse.Namespace) -> int:
     print("saved; give the workers and the gateway:")
     for k, v in env.items():
         print(f"  export {k}={v}")
+    return 0
+
+
+def cmd_automations_setup(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from eotasks.recovery import NO_HEARTBEAT, NOT_STARTED, ensure_recovery_automations
+
+    asyncio.run(ensure_recovery_automations(f"recover/{get_settings().deployment_suffix}"))
+    print(f"saved the automations {NOT_STARTED!r} and {NO_HEARTBEAT!r}")
     return 0
 
 
@@ -239,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assets-endpoint-url", help="endpoint for scene assets (default: --endpoint-url)")
     p.add_argument("--region", default="us-east-1")
     p.set_defaults(func=cmd_blocks_setup)
+
+    auto = sub.add_parser("automations", help="Prefect automations").add_subparsers(dest="automations_command", required=True)
+    p = auto.add_parser("setup", help="save the recovery automations (stalled PENDING runs, lost heartbeats); after prefect deploy")
+    p.set_defaults(func=cmd_automations_setup)
 
     args = parser.parse_args(argv)
     try:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def service_env(data_dir: Path, prefect_port: int, extra: dict[str, str] | None 
         "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "INFO"),
         # The worker also stops a run cancelled between its submission and its start (kill_infrastructure).
         "PREFECT_WORKER_ENABLE_CANCELLATION": env.get("PREFECT_WORKER_ENABLE_CANCELLATION", "true"),
+        # Heartbeats every 30 s (Prefect's minimum): the recovery automation notices a dead run in ~100 s.
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": env.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
     })
     env.setdefault("PYTHONPYCACHEPREFIX", str(Path.home() / ".cache" / "eotasks-pycache"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # every Prefect process would recompile Prefect (seconds each)
@@ -71,13 +74,40 @@ class Service:
     env: dict[str, str]
     log_dir: Path
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    args: dict[str, list[str]] = field(default_factory=dict)
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append((name, proc))
+        self.procs = [(n, p) for n, p in self.procs if n != name] + [(name, proc)]
+        self.args[name] = args
         return proc
+
+    def restart_dead(self, backoff: dict[str, tuple[float, float]], log: Callable[[str], None]) -> None:
+        """Start again each process that has exited, waiting 1, 2, 4 ... 60 s between attempts for a
+        process that keeps dying (a process that ran 60 s is healthy again: its back-off resets)."""
+        now = time.monotonic()
+        for name, proc in list(self.procs):
+            if proc.poll() is None:
+                continue
+            delay, not_before = backoff.get(name, (1.0, 0.0))
+            if now < not_before:
+                continue
+            log(f"{name} exited with code {proc.returncode}; restarting it (see {self.log_dir / (name + '.log')})")
+            self.start(name, self.args[name])
+            backoff[name] = (min(delay * 2, 60.0), now + delay)
+        for name, (delay, not_before) in list(backoff.items()):
+            if now - not_before > 60 and delay > 1:
+                backoff[name] = (1.0, 0.0)
+
+    def supervise(self, log: Callable[[str], None] = print, interval: float = 0.5, until: Callable[[], bool] | None = None) -> None:
+        """Keep every process running until ``until()`` is true (or for ever): the service keeps
+        answering while a component restarts (the gateway while the worker restarts, and so on)."""
+        backoff: dict[str, tuple[float, float]] = {}
+        while until is None or not until():
+            self.restart_dead(backoff, log)
+            time.sleep(interval)
 
     def start_prefect_server(self, port: int, timeout: float = 120) -> subprocess.Popen:
         proc = self.start("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)])

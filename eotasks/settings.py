@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # The warm worker's fallback poll for scheduled runs; the event stream normally wakes it at once.
     worker_poll_s: float = 2.0
     work_pool: str = "eotasks"
+    # Recovery (eotasks/recovery.py): a PENDING run no process started after this long, or a RUNNING
+    # run without a heartbeat for this long, is resubmitted up to max_resubmits times, then failed.
+    stale_pending_s: int = 60
+    stale_heartbeat_s: int = 100  # > 3 beats at PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30
+    max_resubmits: int = 2
     deployment_suffix: str = "eotasks"  # deployments are "<flow>/<suffix>"
 
     # Request limits.

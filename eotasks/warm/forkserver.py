@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from prefect.events import emit_event
-from prefect.events.schemas.events import RelatedResource
 from prefect.runner._process_manager import ProcessHandle
 from prefect.settings import get_current_settings
 from prefect.utilities.processutils import sanitize_subprocess_env
@@ -90,40 +88,6 @@ class WarmChild(ForkServerProcess):
         return _Popen(process_obj)
 
 
-class FlowRunHeartbeats:
-    """``prefect.flow-run.heartbeat`` events for a run, sent by the worker while its child lives.
-
-    The same event the engine's heartbeat thread sends (``flow_engine._send_heartbeats``), so a
-    Prefect automation on missing heartbeats works unchanged; but a sync flow no longer waits up to
-    a second at exit for that thread. A dead worker (or host) stops the beats, as a dead engine
-    would; a dead child ends its run Crashed at once, without waiting for a missed beat."""
-
-    def __init__(self, flow_run: "FlowRun", period: int | None) -> None:
-        self.period = period
-        self.resource = {"prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
-                         "prefect.resource.name": flow_run.name or "", "prefect.version": _prefect_version()}
-        related = []
-        if flow_run.flow_id:
-            related.append({"prefect.resource.id": f"prefect.flow.{flow_run.flow_id}", "prefect.resource.role": "flow"})
-        if flow_run.deployment_id:
-            related.append({"prefect.resource.id": f"prefect.deployment.{flow_run.deployment_id}", "prefect.resource.role": "deployment"})
-        related += [{"prefect.resource.id": f"prefect.tag.{t}", "prefect.resource.role": "tag"} for t in sorted(flow_run.tags or [])]
-        self.related = [RelatedResource.model_validate(r) for r in related]
-
-    async def run(self) -> None:
-        if not self.period:
-            return
-        while True:
-            emit_event(event="prefect.flow-run.heartbeat", resource=self.resource, related=self.related)
-            await anyio.sleep(self.period)
-
-
-def _prefect_version() -> str:
-    import prefect
-
-    return prefect.__version__
-
-
 class ForkserverStarter:
     """Prefect's ``ProcessStarter`` contract: signal the handle, then block until the child exits."""
 
@@ -171,11 +135,7 @@ class ForkserverStarter:
                 self._control_channel.unregister(flow_run.id)
             raise
         task_status.started(ProcessHandle(child))
-        beats = FlowRunHeartbeats(flow_run, get_current_settings().flows.heartbeat_frequency)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(beats.run)
-            await anyio.wait_readable(child.sentinel)
-            tg.cancel_scope.cancel()
+        await anyio.wait_readable(child.sentinel)
         child.join()  # reads the exit status the forkserver wrote; does not block
 
 
