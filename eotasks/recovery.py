@@ -50,13 +50,29 @@ def automations(recover_deployment_id) -> list:
     ]
 
 
+def _definition(automation) -> dict:
+    trigger = automation.trigger.model_dump(mode="json", exclude={"id"})
+    for key in ("after", "expect", "for_each"):  # sets: their JSON order changes with the process's hash seed
+        trigger[key] = sorted(trigger.get(key) or [])
+    return {"description": automation.description, "enabled": automation.enabled, "trigger": trigger,
+            "actions": [a.model_dump(mode="json") for a in automation.actions]}
+
+
 async def ensure_recovery_automations(deployment_name: str = "recover/eotasks") -> None:
+    """Save the automations; one already saved as wanted is left alone. Replacing it would drop the
+    server's open windows for it, and this runs again each time a worker restarts: exactly when
+    the windows of the runs that worker stranded must survive."""
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
         deployment = await client.read_deployment_by_name(deployment_name)
-        existing = {a.name: a for a in await client.read_automations()}
+        existing: dict[str, list] = {}
+        for a in await client.read_automations():
+            existing.setdefault(a.name, []).append(a)
         for automation in automations(deployment.id):
-            if automation.name in existing:
-                await client.delete_automation(existing[automation.name].id)
-            await automation.acreate()
+            same = [a for a in existing.get(automation.name, []) if _definition(a) == _definition(automation)]
+            for stale in existing.get(automation.name, []):
+                if not same or stale.id != same[0].id:
+                    await client.delete_automation(stale.id)
+            if not same:
+                await automation.acreate()

@@ -19,7 +19,7 @@ DEPLOYMENTS = ["bandmath/eotasks", "lbe/eotasks", "jpeg/eotasks", "mt_stats/eota
 
 
 class Stack:
-    def __init__(self, root: Path, prefect_port: int, extra: dict[str, str]):
+    def __init__(self, root: Path, prefect_port: int, extra: dict[str, str], deployments: list[str] = DEPLOYMENTS):
         self.root = root
         self.db_url = f"sqlite:///{root / 'eotasks.db'}"
         gateway_port = free_port()
@@ -30,13 +30,22 @@ class Stack:
         self.service = Service(service_env(root, prefect_port, {"EOTASKS_PORT": str(gateway_port), **extra}), root / "logs")
         self.client = httpx.Client(timeout=30)
         try:
-            self.service.start_serve(DEPLOYMENTS)
+            self.service.start_serve(deployments)
             self.service.start_gateway("127.0.0.1", gateway_port)
         except Exception:
             self.service.stop()
             raise
 
+    def supervise(self) -> None:
+        """Restart any process of the stack that dies, as `eotasks up` does (in a thread)."""
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self.service.supervise, kwargs={"log": print, "until": self._stopping.is_set}, daemon=True)
+        self._supervisor.start()
+
     def stop(self) -> None:
+        if getattr(self, "_supervisor", None) is not None:
+            self._stopping.set()
+            self._supervisor.join(timeout=10)
         self.client.close()
         self.service.stop()
 
