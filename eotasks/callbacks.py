@@ -1,18 +1,27 @@
-"""POST a task's final answer to the client's ``callback_url``, safely.
+"""POST a task's final answer to the client's ``callback_url``: durably, safely, out of the run's way.
 
-Targets on loopback, private, link-local or otherwise non-public addresses are refused unless the
-operator sets ``EOTASKS_CALLBACK_ALLOW_PRIVATE=true``; the check runs at submission (a 400) and
-again when sending (DNS may have changed). A failing callback never changes the task's outcome.
+- **An outbox.** A run that ends only writes a row (``CallbackRecord``); a sender in the gateway
+  drains the table. A slow or dead callback server never holds a flow slot and never changes a
+  task's outcome, and a callback survives a restart of anything.
+- **One resolution.** The host is resolved once per attempt, every address must be public (unless
+  the operator allows private ones), and the connection goes to that very address (TLS still checks
+  the certificate against the host name): a name that re-binds to 127.0.0.1 between the check and the
+  connection never reaches loopback. IPv6 forms that embed IPv4 (NAT64 ``64:ff9b::/96``, 6to4
+  ``2002::/16``, IPv4-mapped and -compatible) are judged by the IPv4 address inside.
+- **Bounded.** Each attempt has an overall deadline (connect, send, headers) and reads no body;
+  attempts back off (10 s, 30 s, 90 s ...) up to ``EOTASKS_CALLBACK_RETRIES``, then the row is given up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import ipaddress
 import logging
 import socket
-import time
-from typing import Any
-from urllib.parse import urlsplit
+import uuid
+from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -21,45 +30,196 @@ from eotasks.settings import get_settings
 
 log = logging.getLogger("eotasks.callbacks")
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_6TO4 = ipaddress.ip_network("2002::/16")
 
-def check_callback_url(url: str, allow_private: bool | None = None, resolve: bool = True) -> str | None:
-    """None when the URL may be called, else the reason it may not."""
-    allow = get_settings().callback_allow_private if allow_private is None else allow_private
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL with a host"
-    if allow:
+
+def embedded_ipv4(addr: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), if any."""
+    if isinstance(addr, ipaddress.IPv4Address):
         return None
-    host = parts.hostname
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        if not resolve:
-            return None
-        try:
-            infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
-        except OSError:
-            return f"host {host} does not resolve"
-        addresses = [ipaddress.ip_address(i[4][0]) for i in infos]
-    for addr in addresses:
-        if not addr.is_global:
-            return f"host {host} is a loopback, private or link-local address; callbacks there are not allowed"
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr in _6TO4:
+        return addr.sixtofour
+    packed = addr.packed
+    if addr in _NAT64 or addr in _NAT64_LOCAL:
+        return ipaddress.IPv4Address(packed[-4:])
+    if packed[:12] == b"\0" * 12 and packed[12:] != b"\0\0\0\0" and packed[12:] != b"\0\0\0\1":
+        return ipaddress.IPv4Address(packed[-4:])  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some)
     return None
 
 
-def send_callback(url: str, body: dict[str, Any]) -> bool:
-    settings = get_settings()
-    reason = check_callback_url(url)
+def is_public(addr: Address) -> bool:
+    """Global, judged by the IPv4 address inside when an IPv6 address carries one."""
+    inner = embedded_ipv4(addr)
+    return inner.is_global if inner is not None else addr.is_global
+
+
+def resolve(host: str, port: int) -> list[Address]:
+    """Every address the host has (an IP literal is itself). Replaced in tests by a re-binding resolver."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    return [ipaddress.ip_address(i[4][0].split("%")[0]) for i in infos]
+
+
+def _port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def check_callback_url(url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None) -> str | None:
+    """None when the URL may be called, else the reason it may not (the gateway's 400)."""
+    reason, _ = pick_address(url, allow_private, resolver)
+    return reason
+
+
+def pick_address(url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None
+                 ) -> tuple[str | None, Address | None]:
+    """(reason refused, None) or (None, the one address to connect to), from a single resolution."""
+    allow = get_settings().callback_allow_private if allow_private is None else allow_private
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = _port(url)
+    except ValueError:
+        return "must be an http:// or https:// URL with a host", None
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an http:// or https:// URL with a host", None
+    if parts.username or parts.password:
+        return "must not carry credentials", None
+    try:
+        addresses = (resolver or resolve)(host, port)
+    except OSError:
+        return f"host {host} does not resolve", None
+    if not addresses:
+        return f"host {host} does not resolve", None
+    if not allow:
+        for addr in addresses:
+            if not is_public(addr):
+                return f"host {host} is a loopback, private or link-local address; callbacks there are not allowed", None
+    return None, addresses[0]
+
+
+async def deliver(url: str, body: dict[str, Any], deadline_s: float, allow_private: bool | None = None,
+                  resolver: Callable[[str, int], list[Address]] | None = None,
+                  transport: httpx.AsyncBaseTransport | None = None) -> tuple[bool, str]:
+    """One attempt: (delivered, what happened). Connects to the checked address only; reads no body."""
+    reason, addr = pick_address(url, allow_private, resolver)
     if reason:
-        log.warning("callback to %s refused: %s", redact_url(url), reason)
-        return False
-    for attempt in range(1, settings.callback_retries + 1):
+        return False, f"refused: {reason}"
+    parts = urlsplit(url)
+    ip_host = f"[{addr}]" if addr.version == 6 else str(addr)
+    netloc = f"{ip_host}:{_port(url)}"
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    try:
+        async with httpx.AsyncClient(transport=transport, follow_redirects=False, timeout=deadline_s) as client:
+            async with asyncio.timeout(deadline_s):
+                request = client.build_request("POST", pinned, json=body, headers={"Host": host_header}, extensions=extensions)
+                response = await client.send(request, stream=True)
+                status = response.status_code
+                await response.aclose()  # the body is never read: a server cannot make us read megabytes
+    except TimeoutError:
+        return False, f"no answer within {deadline_s:g} s"
+    except httpx.HTTPError as exc:
+        return False, type(exc).__name__
+    return (status < 400), f"answered {status}"
+
+
+# --- the outbox ---------------------------------------------------------------------------------------
+
+def enqueue(task_id: str, url: str, body: dict[str, Any], db_url: str | None = None) -> None:
+    """Record a callback to send (once per task: a second final state of the same task is ignored)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from eotasks.db import CallbackRecord, session
+
+    with session(db_url) as s:
+        s.add(CallbackRecord(id=str(uuid.uuid4()), task_id=task_id, url=url, body=body))
         try:
-            response = httpx.post(url, json=body, timeout=settings.callback_timeout_s, follow_redirects=False)
-            if response.status_code < 400:
-                return True
-            log.warning("callback to %s answered %s (attempt %d)", redact_url(url), response.status_code, attempt)
-        except httpx.HTTPError as exc:
-            log.warning("callback to %s failed: %s (attempt %d)", redact_url(url), type(exc).__name__, attempt)
-        time.sleep(min(2 ** attempt, 10))
-    return False
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+
+
+def backoff_s(attempt: int) -> float:
+    return get_settings().callback_backoff_s * 3 ** (attempt - 1)
+
+
+def _claim(now: dt.datetime, lease_s: float, db_url: str | None) -> list[Any]:
+    """Lease due rows to this sender: an UPDATE that only succeeds while the row is unleased, so two
+    gateways never send the same callback at once (a crashed sender's lease simply expires)."""
+    from sqlmodel import select
+
+    from eotasks.db import CallbackRecord, session
+
+    claimed = []
+    with session(db_url) as s:
+        due = s.exec(select(CallbackRecord.id).where(CallbackRecord.done_at.is_(None), CallbackRecord.next_attempt_at <= now)  # type: ignore[union-attr]
+                     .order_by(CallbackRecord.next_attempt_at).limit(20)).all()
+        for row_id in due:
+            from sqlalchemy import update
+
+            result = s.execute(update(CallbackRecord).where(CallbackRecord.id == row_id, CallbackRecord.done_at.is_(None),
+                                                            CallbackRecord.next_attempt_at <= now)
+                               .values(next_attempt_at=now + dt.timedelta(seconds=lease_s)))
+            s.commit()
+            if result.rowcount == 1:
+                claimed.append(s.get(CallbackRecord, row_id))
+    return claimed
+
+
+def _record(row_id: str, delivered: bool, what: str, max_attempts: int, db_url: str | None) -> None:
+    from eotasks.db import CallbackRecord, session, utcnow
+
+    with session(db_url) as s:
+        row = s.get(CallbackRecord, row_id)
+        row.attempts += 1
+        row.last_result = what
+        now = utcnow()
+        if delivered:
+            row.done_at, row.outcome = now, "delivered"
+        elif row.attempts >= max_attempts or what.startswith("refused"):
+            row.done_at, row.outcome = now, "gave up"
+        else:
+            row.next_attempt_at = now + dt.timedelta(seconds=backoff_s(row.attempts))
+        s.add(row)
+        s.commit()
+        outcome = row.outcome
+    if outcome == "gave up":
+        log.warning("callback for task %s given up after %d attempt(s): %s", row.task_id, row.attempts, what)
+
+
+async def send_due(db_url: str | None = None, resolver: Callable[[str, int], list[Address]] | None = None,
+                   transport: httpx.AsyncBaseTransport | None = None) -> int:
+    """Send every due callback once (concurrently); how many were attempted."""
+    from eotasks.db import utcnow
+    from starlette.concurrency import run_in_threadpool
+
+    settings = get_settings()
+    rows = await run_in_threadpool(_claim, utcnow(), settings.callback_deadline_s + 30, db_url)
+
+    async def one(row: Any) -> None:
+        delivered, what = await deliver(row.url, row.body, settings.callback_deadline_s, resolver=resolver, transport=transport)
+        log.info("callback for task %s to %s: %s", row.task_id, redact_url(row.url), what)
+        await run_in_threadpool(_record, row.id, delivered, what, settings.callback_retries, db_url)
+
+    await asyncio.gather(*(one(r) for r in rows))
+    return len(rows)
+
+
+async def sender_loop(interval_s: float = 1.0) -> None:
+    """The gateway's background sender: drain the outbox for ever (errors are logged, never fatal)."""
+    while True:
+        try:
+            await send_due()
+        except Exception as exc:  # the database may be away for a while: try again
+            log.warning("callback sender: %s", type(exc).__name__)
+        await asyncio.sleep(interval_s)

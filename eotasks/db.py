@@ -76,6 +76,23 @@ class SceneRecord(SQLModel, table=True):
     ingested_at: dt.datetime = Field(default_factory=utcnow)
 
 
+class CallbackRecord(SQLModel, table=True):
+    """The callback outbox: one row per task with a callback_url, written when the task ends, sent
+    (and retried) by the gateway's sender (eotasks/callbacks.py)."""
+
+    __tablename__ = "callbacks"
+    id: str = Field(primary_key=True)
+    task_id: str = Field(unique=True, index=True)
+    url: str
+    body: dict[str, Any] = Field(sa_column=Column(JSON))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow, index=True)  # also the lease while sending
+    done_at: dt.datetime | None = Field(default=None, index=True)
+    outcome: str | None = None  # "delivered" or "gave up"
+    last_result: str | None = None
+
+
 class CropperRecord(SQLModel, table=True):
     __tablename__ = "croppers"
     id: str = Field(primary_key=True)  # 32 hex: a hash of the canonical geometry

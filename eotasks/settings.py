@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     rate_limit_per_minute: int = 120
     callback_allow_private: bool = False
-    callback_timeout_s: float = 10.0
-    callback_retries: int = 3
+    callback_deadline_s: float = 10.0  # one attempt, all of it: connect, send, status line and headers
+    callback_retries: int = 4  # attempts in all (10 s, 30 s, 90 s apart), then the callback is given up
+    callback_backoff_s: float = 10.0  # the first wait; each next one is three times longer
 
     # Prefect.
     prefect_port: int = 4200

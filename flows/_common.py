@@ -12,7 +12,7 @@ from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import Failed, State
 
 from eotasks.answers import TASK_TYPE_BY_STATE, ended_answer, failure_message, stage_from_task_runs
-from eotasks.callbacks import send_callback
+from eotasks import callbacks
 from eotasks.db import TaskRecord, session
 from eotasks.errors import UserError
 from eotasks.store import get_store
@@ -50,7 +50,8 @@ def _stage(flow_run_id: Any) -> str:
 
 
 def callback_hook(flow: Any, flow_run: Any, state: State) -> None:
-    """on_completion / on_failure / on_crashed / on_cancellation: POST the final answer if asked to."""
+    """on_completion / on_failure / on_crashed / on_cancellation: put the final answer in the callback
+    outbox if the client asked for one (the gateway's sender POSTs it; this run does not wait)."""
     task_id = (flow_run.parameters or {}).get("task_id")
     if not task_id:
         return
@@ -67,7 +68,7 @@ def callback_hook(flow: Any, flow_run: Any, state: State) -> None:
             body.update(result)
     else:
         body = ended_answer(task_id, state.type.value, state.message, _stage(flow_run.id))
-    send_callback(record.callback_url, body)
+    callbacks.enqueue(task_id, record.callback_url, body)
 
 
 def time_series_runner() -> Any:

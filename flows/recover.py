@@ -42,5 +42,21 @@ def recover(flow_run_id: str, reason: str) -> dict[str, Any]:
             logger.warning("flow run %s %s: resubmitted (%d of %d)", run_id, reason, resubmitted + 1, get_settings().max_resubmits)
             return {"flow_run_id": str(run_id), "action": "resubmitted", "times": resubmitted + 1}
         client.set_flow_run_state(run_id, Failed(message=gave_up_message(resubmitted)), force=True)
+        enqueue_failure_callback(run.parameters or {}, gave_up_message(resubmitted))
         logger.error("flow run %s %s again after %d resubmissions: failed", run_id, reason, resubmitted)
         return {"flow_run_id": str(run_id), "action": "failed", "times": resubmitted}
+
+
+def enqueue_failure_callback(parameters: dict[str, Any], message: str) -> None:
+    """No engine runs the hooks of a run failed from outside: send its callback from here."""
+    from eotasks import callbacks
+    from eotasks.answers import ended_answer
+    from eotasks.db import TaskRecord, session
+
+    task_id = parameters.get("task_id")
+    if not task_id:
+        return
+    with session() as s:
+        record = s.get(TaskRecord, task_id)
+    if record is not None and record.callback_url:
+        callbacks.enqueue(task_id, record.callback_url, ended_answer(task_id, "FAILED", message, "authentication"))

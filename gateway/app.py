@@ -80,11 +80,17 @@ class _TooLarge(Exception):
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    import asyncio
+
+    from eotasks.callbacks import sender_loop
+
     await run_in_threadpool(init_db)
     await app.state.runs.start()
+    sender = asyncio.create_task(sender_loop())  # drains the callback outbox
     try:
         yield
     finally:
+        sender.cancel()
         await app.state.runs.stop()
 
 
