@@ -37,7 +37,10 @@ SCENE_ID = "S2A_tile_20200615_18SVG_0"
 def stack(prefect_server, tmp_path_factory):
     # The operator allows loopback callbacks here (they are refused by default: see test_gateway).
     # One retry keeps the broken-asset case quick; the retry itself is still exercised.
-    s = Stack(tmp_path_factory.mktemp("local-stack"), prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true", "EOTASKS_IO_RETRIES": "1"})
+    # Callback attempts are short here so a dead callback server is given up within the test.
+    s = Stack(tmp_path_factory.mktemp("local-stack"), prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true", "EOTASKS_IO_RETRIES": "1",
+                                                                     "EOTASKS_CALLBACK_DEADLINE_S": "2", "EOTASKS_CALLBACK_BACKOFF_S": "0.5",
+                                                                     "EOTASKS_CALLBACK_RETRIES": "2"})
     yield s
     s.stop()
 
@@ -72,6 +75,33 @@ def test_bandmath_ndvi_over_a_polygon_with_callback(stack):
         listener.close()
     other_key, _ = create_api_key("intruder", url=stack.db_url)
     assert stack.client.get(f"{stack.base}/api/{task_id}", params={"api_key": other_key}).status_code == 404
+
+
+@pytest.mark.parametrize("mode", ["drip", "silent"])
+def test_a_dead_callback_server_delays_nothing(stack, mode):
+    """A callback server that drips bytes or never answers: the task finishes as fast as any, and the
+    outbox gives up on it within its deadlines."""
+    from eotasks.db import CallbackRecord, session
+    from tests.test_callbacks import Listener
+
+    server = Listener(mode)
+    try:
+        started = time.monotonic()
+        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=server.url)
+        assert stack.wait(task_id, timeout=60).status_code == 303
+        assert time.monotonic() - started < 15  # no callback attempt in the run's way
+        row = None
+        deadline = time.monotonic() + 30  # two 2 s attempts 0.5 s apart, and the sender's 1 s tick
+        while time.monotonic() < deadline:
+            with session(stack.db_url) as s:
+                row = s.query(CallbackRecord).filter(CallbackRecord.task_id == task_id).one_or_none()
+            if row is not None and row.done_at is not None:
+                break
+            time.sleep(0.3)
+        assert row is not None and row.outcome == "gave up" and row.attempts == 2, row
+        assert row.last_result == "no answer within 2 s" and server.connections == 2
+    finally:
+        server.close()
 
 
 def test_missing_scene_fails_at_scene_lookup(stack):
