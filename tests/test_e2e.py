@@ -21,7 +21,7 @@ from rasterio.warp import transform_bounds
 
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.ingest import ingest_folder
-from eotasks.db import create_api_key
+from eotasks.db import TaskRecord, create_api_key, session
 from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
 from tests.reference import independent_ndvi, independent_scene_stats, numpy_stats, polygon_in_crs, read_bbox, read_polygon
 from tests.stack import CallbackListener, Stack
@@ -291,3 +291,40 @@ def test_mt_stats_over_a_demo_field_for_a_year(stack, tmp_path):
     assert kinds["progress"]["data"] == 100.0
     chart = httpx.get(kinds["image"]["data"])
     assert chart.headers["content-type"].startswith("image/svg+xml") and b"<polyline" in chart.content
+
+
+def test_no_secret_in_any_log(stack):
+    """Runs with a key in the query string, a download by signed URL and a callback URL with a token:
+    then every log of the stack (gateway access log, worker and flow-run processes) and every Prefect
+    log of those runs is searched for the key, the signing secret, the signature and the token."""
+    from urllib.parse import parse_qs, urlsplit
+
+    listener = CallbackListener()
+    try:
+        hook = f"{listener.url}?token=cb-secret-123456"
+        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=hook)
+        r = stack.wait(task_id)
+        assert r.status_code == 303
+        signature = parse_qs(urlsplit(r.headers["Location"]).query)["signature"][0]
+        assert stack.client.get(r.headers["Location"]).status_code == 200
+        failed = stack.submit("bandmath", {"view_id": "S2/18/S/VG/2020/6/16/0", "bm_type": "NDVI", "geometry": GEOMETRY})
+        stack.wait(failed)
+        deadline = time.monotonic() + 20
+        while not listener.received and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        listener.close()
+    time.sleep(3)  # flow-run logs are shipped in batches
+    secrets = {"api key": stack.key, "signing secret": (stack.root / "signing.secret").read_text().strip(),
+               "signature": signature, "callback token": "cb-secret-123456"}
+    texts = {p.name: p.read_text(errors="replace") for p in (stack.root / "logs").glob("*.log")}
+    api = stack.service.env["PREFECT_API_URL"]
+    with session(stack.db_url) as s:
+        run_ids = [s.get(TaskRecord, t).flow_run_id for t in (task_id, failed)]
+    entries = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200}).json()
+    texts["prefect flow-run logs"] = "\n".join(e["message"] for e in entries)
+    assert "uvicorn.access" in texts["gateway.log"] or "GET /api/" in texts["gateway.log"]  # the access log is there
+    assert len(entries) > 5
+    for what, secret in secrets.items():
+        for name, text in texts.items():
+            assert secret not in text, f"{what} found in {name}"
