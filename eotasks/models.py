@@ -436,7 +436,7 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     search: SearchFilters = Field(default_factory=SearchFilters)
     sort: dict[str, Literal["asc", "desc"]] = Field(default_factory=lambda: {"date": "desc"})
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=100_000)
     limit: int = Field(500, ge=1, le=5000)
     fields: Annotated[list[str], Field(max_length=50)] | None = None
 

@@ -198,7 +198,7 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
         await app.state.runs.cancel(record.flow_run_id)
         return JSONResponse(ended_answer(record.id, "CANCELLING", None, run.stage))
 
-    async def list_tasks(page: int = Query(1, ge=1), limit: int = Query(50, ge=1, le=500), key: ApiKey = Depends(require_key)) -> JSONResponse:
+    async def list_tasks(page: int = Query(1, ge=1, le=100_000), limit: int = Query(50, ge=1, le=500), key: ApiKey = Depends(require_key)) -> JSONResponse:
         records, found = await run_in_threadpool(_list_tasks, key.id, page, limit)
         states = await app.state.runs.states([r.flow_run_id for r in records if r.flow_run_id])
         tasks = [{"task_id": r.id, "type": r.type, "reference": r.reference, "created": r.created_at.isoformat(),
