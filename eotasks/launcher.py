@@ -43,6 +43,9 @@ def service_env(data_dir: Path, prefect_port: int, extra: dict[str, str] | None 
         "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "INFO"),
         # The worker also stops a run cancelled between its submission and its start (kill_infrastructure).
         "PREFECT_WORKER_ENABLE_CANCELLATION": env.get("PREFECT_WORKER_ENABLE_CANCELLATION", "true"),
+        # A run over its deployment's concurrency_limit (prefect.yaml) is tried again after this long,
+        # not Prefect's default 30 s: the warm worker starts it within milliseconds of a free slot.
+        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": env.get("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "3"),
         # Heartbeats every 30 s (Prefect's minimum): the recovery automation notices a dead run in ~100 s.
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": env.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
     })

@@ -7,6 +7,7 @@ is a 400 naming its field before any flow run exists.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -252,6 +253,8 @@ class JpegParams(SceneParams):
             lo, hi = (float(x) for x in v.split(","))
         except ValueError:
             raise _err("levels", "must be two numbers 'min,max'") from None
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise _err("levels", "must be finite numbers (no inf or nan)")
         if not lo < hi:
             raise _err("levels", "needs min < max")
         return v

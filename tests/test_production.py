@@ -244,3 +244,85 @@ def check_scheduled_monitoring(api: str, s3) -> None:
     [answer_key] = [k for k in keys if k.endswith(".json")]
     kept = json.loads(s3.get_object(Bucket="eotasks-results", Key=answer_key)["Body"].read())
     assert len(kept["result"]) == 10 and kept["params"]["date_end"] == "2023-12-31"
+
+
+def test_production_survives_a_killed_worker_and_a_restarted_server(databases, tmp_path):
+    """Two warm workers on PostgreSQL: during a burst of 20 mixed tasks, one worker (with its
+    forkserver and flow-run children) is killed with SIGKILL and the Prefect server is restarted.
+    Every task ends (finished, or failed with a sentence) within the bound; none stays created/started."""
+    import os
+    import signal
+
+    prefect_db, app_db = databases
+    app_url = f"{PG}/{app_db}"
+    init_db(app_url)
+    ingest_folder(CROP_DIR, "sentinel2", view_id=SAMPLE_VIEW_ID, platform="S2A", url=app_url)
+    generate_demo(tmp_path / "demo", s2_scenes=6, landsat_scenes=4, url=app_url)
+    key, _ = create_api_key("faults", url=app_url)
+    prefect_port, gateway_port = free_port(), free_port()
+    env = service_env(tmp_path, prefect_port, {
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
+        "EOTASKS_DATABASE_URL": app_url, "EOTASKS_CODE_DIR": str(REPO), "EOTASKS_PORT": str(gateway_port),
+        "EOTASKS_STORE_URL": str(tmp_path / "results"), "EOTASKS_STALE_PENDING_S": "20", "EOTASKS_STALE_HEARTBEAT_S": "45",
+        "EOTASKS_RATE_LIMIT_PER_MINUTE": "0",
+    })
+    service = Service(env, tmp_path / "logs")
+    bound_s = 300
+    try:
+        server = service.start_prefect_server(prefect_port, timeout=180)
+        for cmd in (["-m", "prefect", "work-pool", "create", "eotasks", "--type", "eotasks-warm"], ["-m", "prefect", "--no-prompt", "deploy", "--all"],
+                    ["-m", "eotasks.cli", "automations", "setup"]):
+            done = subprocess.run([sys.executable, *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stdout + done.stderr
+        for name in ("worker-a", "worker-b"):
+            service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--type", "eotasks-warm",
+                                 "--limit", "4", "--name", name, "--install-policy", "never"])
+            warm_forkserver_pid(tmp_path / "logs" / f"{name}.log")
+        service.start_gateway("127.0.0.1", gateway_port)
+        base = f"http://127.0.0.1:{gateway_port}"
+        client = httpx.Client(timeout=30)
+        field = demo_fields()[0]["geometry"]
+        bodies = [("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}),
+                  ("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B04", "B03", "B02"], "geometry": GEOMETRY}),
+                  ("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "png"}),
+                  ("mt_stats", {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": "NDVI", "geometry": field,
+                                "sensors": ["sentinel2l2a", "landsat8"]})]
+        tasks = []
+        for i in range(20):
+            task_type, params = bodies[i % 4]
+            r = client.post(f"{base}/api", params={"api_key": key}, json={"type": task_type, "params": params})
+            assert r.status_code == 202, r.text
+            tasks.append(r.json()["task_id"])
+
+        def kinds() -> dict[str, str]:
+            out = {}
+            for t in tasks:
+                r = client.get(f"{base}/api/{t}", params={"api_key": key, "redirect": "false"})
+                out[t] = "unavailable" if r.status_code == 503 else ("finished" if "result" in r.json() else r.json().get("task_type"))
+            return out
+
+        deadline = time.monotonic() + 60
+        while "started" not in kinds().values() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [worker] = [p for name, p in service.procs if name == "worker-a"]
+        os.killpg(worker.pid, signal.SIGKILL)
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)  # and the Prefect server goes down and comes back on the same database
+        server.wait(timeout=60)
+        assert client.get(f"{base}/api/{tasks[0]}", params={"api_key": key}).status_code in (503, 303, 200)
+        service.start_prefect_server(prefect_port, timeout=180)
+        seen = {}
+        while time.monotonic() - started < bound_s:
+            seen = kinds()
+            if all(k in ("finished", "failed", "cancelled") for k in seen.values()):
+                break
+            time.sleep(2)
+        elapsed = time.monotonic() - started
+        assert all(k in ("finished", "failed") for k in seen.values()), seen
+        for t, k in seen.items():
+            if k == "failed":
+                body = client.get(f"{base}/api/{t}", params={"api_key": key}).json()
+                assert body["error"].endswith(("please submit it again", "contact the operator")), body
+        print(f"all 20 tasks ended {elapsed:.0f} s after the faults: {sum(k == 'finished' for k in seen.values())} finished")
+    finally:
+        service.stop(grace=5)

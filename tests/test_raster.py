@@ -99,3 +99,21 @@ def test_summarize_against_numpy():
     assert summarize(np.array([1.0, 2.0, 3.0, 4.0]))["q1"] == 1.75  # linear interpolation
     with pytest.raises(ValueError):
         summarize(np.array([]))
+
+
+@pytest.mark.parametrize("name", ["RdYlGn", "viridis", "RdYlGn_r"])
+def test_every_colormap_byte_equals_matplotlibs(name):
+    """Our palette and pixel classes against Matplotlib's own cmap(x, bytes=True), for values across
+    the levels, at the ends, outside them and exactly on class edges."""
+    from matplotlib import colormaps
+
+    from eotasks.raster.render import colorize
+
+    levels = (-0.2, 0.8)
+    values = np.concatenate([np.linspace(-0.5, 1.1, 4001), levels[0] + (levels[1] - levels[0]) * np.arange(257) / 256])
+    index, palette = colorize(values, np.ones(values.shape, bool), name, levels, None)
+    ours = palette[index]
+    theirs = colormaps[name]((values - levels[0]) / (levels[1] - levels[0]), bytes=True)[:, :3]
+    np.testing.assert_array_equal(ours, theirs)
+    lut = colormaps[name](np.arange(256), bytes=True)[:, :3]
+    np.testing.assert_array_equal(palette, lut)  # all 256 entries

@@ -25,11 +25,13 @@ def colormap_names() -> frozenset[str]:
 
 
 def colormap_lut(name: str, n: int = 256) -> np.ndarray:
-    """(n, 3) uint8 colours sampled evenly along the Matplotlib colormap (its own LUT when n = 256)."""
+    """(n, 3) uint8 colours sampled evenly along the Matplotlib colormap (its own LUT when n = 256),
+    converted to bytes by Matplotlib itself (``bytes=True`` truncates; rounding would differ by one
+    in most entries)."""
     from matplotlib import colormaps
 
     cmap = colormaps[name].resampled(n)
-    return (cmap(np.arange(n))[:, :3] * 255 + 0.5).astype(np.uint8)
+    return cmap(np.arange(n), bytes=True)[:, :3]
 
 
 def parse_levels(levels: str | None, default: tuple[float, float] | None) -> tuple[float, float] | None:
