@@ -117,3 +117,45 @@ def test_every_colormap_byte_equals_matplotlibs(name):
     np.testing.assert_array_equal(ours, theirs)
     lut = colormaps[name](np.arange(256), bytes=True)[:, :3]
     np.testing.assert_array_equal(palette, lut)  # all 256 entries
+
+
+@pytest.mark.parametrize("tagged", [False, True])
+def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
+    """A tile edge: a 10 m band whose left columns are 0 (fill), averaged onto a 20 m grid, with and
+    without a nodata tag in the file (ESA's JPEG 2000 bands have none). No half values."""
+    from affine import Affine
+
+    from eotasks.raster.crop import Asset, crop_to_aoi
+    from shapely.geometry import box
+
+    rng = np.random.default_rng(1)
+    fine = rng.integers(1000, 4000, (40, 40)).astype(np.uint16)
+    fine[:, :7] = 0  # the tile's edge runs through the fourth 20 m column
+    coarse = rng.integers(1000, 4000, (20, 20)).astype(np.uint16)
+    crs, x0, y0 = "EPSG:32632", 500000.0, 5000000.0
+    for name, data, res in (("B05", fine, 10.0), ("B11", coarse, 20.0)):
+        profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1, "dtype": "uint16", "crs": crs,
+                   "transform": Affine(res, 0, x0, 0, -res, y0)}
+        if tagged:
+            profile["nodata"] = 0
+        with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+            dst.write(data, 1)
+    assets = {"B05": Asset(str(tmp_path / "B05.tif"), 10.0, nodata=0), "B11": Asset(str(tmp_path / "B11.tif"), 20.0, nodata=0)}
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(crs, 4326, always_xy=True)
+    aoi = box(*t.transform(x0 + 1, y0 - 399), *t.transform(x0 + 399, y0 - 1))
+    cropped = crop_to_aoi(assets, ["B05", "B11"], aoi, mask_outside=False)
+    assert cropped.grid.transform.a == 20.0
+    col0 = int(round((cropped.grid.transform.c - x0) / 20))
+    row0 = int(round((y0 - cropped.grid.transform.f) / 20))
+    h, w = cropped.grid.height, cropped.grid.width
+    blocks = fine[2 * row0:2 * (row0 + h), 2 * col0:2 * (col0 + w)].astype(np.float64).reshape(h, 2, w, 2)
+    valid = blocks != 0
+    counts = valid.sum(axis=(1, 3))
+    expected = np.where(counts > 0, np.where(valid, blocks, 0).sum(axis=(1, 3)) / np.maximum(counts, 1), 0)
+    np.testing.assert_array_equal(cropped.valid["B05"], counts > 0)
+    np.testing.assert_allclose(cropped.data["B05"][counts > 0], expected[counts > 0], rtol=0, atol=1e-9)
+    # The mixed column is the mean of its valid half, never half of it.
+    mixed = cropped.data["B05"][:, 3 - col0]
+    assert (mixed >= 1000).all()

@@ -105,21 +105,55 @@ def read_onto_grid(asset: Asset, grid: Grid, resampling: Resampling, band: str =
 
 
 def _read(src: rasterio.DatasetReader, asset: Asset, grid: Grid, resampling: Resampling, band: str) -> tuple[np.ndarray, np.ndarray]:
-    """``read_onto_grid`` on a dataset that is already open: values, and where they are not nodata."""
+    """``read_onto_grid`` on a dataset that is already open: values, and where they are not nodata.
+
+    The band's nodata is the catalogue's (the product's own metadata, or the sensor's documented
+    fill), else the file's tag: ESA's JPEG 2000 bands carry no tag, and GDAL's resampling honours
+    only the tag, so a 10 m band averaged onto 20 m would mix its zero fill into valid pixels (half
+    values at every tile edge). Averages are therefore means of the valid finer pixels only."""
+    nodata = asset.nodata if asset.nodata is not None else src.nodata
     try:
         if src.crs.to_string() != grid.crs:
             raise AssetReadError(f"band {band} is in {src.crs}, not the scene's {grid.crs}")
         own = src.window(*grid.bounds)
         if own.width == grid.width and own.height == grid.height and own.col_off == round(own.col_off) and own.row_off == round(own.row_off):
             values = src.read(1, window=Window(round(own.col_off), round(own.row_off), grid.width, grid.height))
+        elif resampling == Resampling.average and nodata is not None:
+            return _valid_average(src, own, grid, nodata)
         else:
             values = src.read(1, window=own, out_shape=(grid.height, grid.width), resampling=resampling)
-        nodata = asset.nodata if asset.nodata is not None else src.nodata
     except rasterio.errors.RasterioIOError as exc:
         raise AssetReadError(f"cannot read band {band} from {asset.href}: {exc}") from exc
     if nodata is not None and not np.isnan(nodata):
         return values, values != nodata
     return values, np.ones(values.shape, bool)
+
+
+def _valid_average(src: rasterio.DatasetReader, own: Window, grid: Grid, nodata: float) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of the valid finer pixels under each coarse pixel (float64), valid where any is.
+
+    Whole factors (10 -> 20 or 60 m, 20 -> 60 m, 15 -> 30 m: every Sentinel-2 and Landsat case) are
+    block means of one native read; any other ratio goes through GDAL's average on a warped view
+    that declares the nodata value, which GDAL then leaves out."""
+    kx, ky = own.width / grid.width, own.height / grid.height
+    whole = abs(kx - round(kx)) < 1e-6 and abs(ky - round(ky)) < 1e-6 and abs(own.col_off - round(own.col_off)) < 1e-6 \
+        and abs(own.row_off - round(own.row_off)) < 1e-6
+    if whole:
+        kx, ky = round(kx), round(ky)
+        window = Window(round(own.col_off), round(own.row_off), grid.width * kx, grid.height * ky)
+        fine = src.read(1, window=window, boundless=True, fill_value=nodata).astype(np.float64)
+        ok = fine != nodata if not np.isnan(nodata) else ~np.isnan(fine)
+        shape = (grid.height, ky, grid.width, kx)
+        counts = ok.reshape(shape).sum(axis=(1, 3))
+        sums = np.where(ok, fine, 0.0).reshape(shape).sum(axis=(1, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(counts > 0, sums / counts, nodata)
+        return mean, counts > 0
+    from rasterio.vrt import WarpedVRT
+
+    with WarpedVRT(src, src_nodata=nodata, nodata=nodata) as vrt:
+        values = vrt.read(1, window=vrt.window(*grid.bounds), out_shape=(grid.height, grid.width), resampling=Resampling.average)
+    return values, (values != nodata) if not np.isnan(nodata) else ~np.isnan(values)
 
 
 def crop_to_aoi(
