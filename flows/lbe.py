@@ -25,7 +25,8 @@ def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
         authenticate(api_key_id)
         scene = scene_lookup(params.view_id)
         resolutions = {b: scene.assets[b]["resolution"] for b in params.bands if b in scene.assets}
-        groups = plan_groups(params.bands, {b: resolutions.get(b, 0.0) for b in params.bands}, params.merge)
+        nodata = {b: (scene.assets[b].get("nodata") if scene.assets[b].get("nodata") is not None else 0) for b in params.bands if b in scene.assets}
+        groups = plan_groups(params.bands, {b: resolutions.get(b, 0.0) for b in params.bands}, params.merge, nodata)
         cropped = list(zip(groups, crop(scene, params, [list(g.bands) for g in groups], "lbe")))
         name, data = package_bands(scene, params, cropped)
         return {"files": publish(task_id, {name: data})}

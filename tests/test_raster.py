@@ -159,3 +159,31 @@ def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
     # The mixed column is the mean of its valid half, never half of it.
     mixed = cropped.data["B05"][:, 3 - col0]
     assert (mixed >= 1000).all()
+
+
+def test_a_merged_lbe_keeps_each_bands_nodata():
+    """SR_B4 (fill 0) and QA_PIXEL (fill 1) at 30 m with merge: a GeoTIFF holds one nodata value, so
+    they are two files, each with its own; bands that share one stay merged."""
+    import io
+    import zipfile
+
+    from affine import Affine
+    from rasterio.io import MemoryFile
+
+    from eotasks.raster.crop import Cropped, Grid
+    from eotasks.raster.package import package, plan_groups
+
+    grid = Grid("EPSG:32618", Affine(30, 0, 500000, 0, -30, 4000000), 4, 3)
+    data = {"B4": np.full((3, 4), 7000, np.uint16), "B5": np.full((3, 4), 9000, np.uint16), "QA_PIXEL": np.full((3, 4), 21824, np.uint16)}
+    cropped = Cropped(grid, data, {b: np.ones((3, 4), bool) for b in data}, np.ones((3, 4), bool))
+    nodata = {"B4": 0, "B5": 0, "QA_PIXEL": 1}
+    groups = plan_groups(["B4", "QA_PIXEL", "B5"], {b: 30.0 for b in data}, True, nodata)
+    assert [g.bands for g in groups] == [("B4", "B5"), ("QA_PIXEL",)]
+    name, blob = package("LC08_X", "landsat", [(g, cropped) for g in groups], nodata, {})
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        files = sorted(zf.namelist())
+        assert files == ["LC08_X_B4-B5.tif", "LC08_X_QA_PIXEL.tif"]
+        with MemoryFile(zf.read("LC08_X_B4-B5.tif")) as mem, mem.open() as ds:
+            assert ds.count == 2 and ds.nodatavals == (0, 0)
+        with MemoryFile(zf.read("LC08_X_QA_PIXEL.tif")) as mem, mem.open() as ds:
+            assert ds.nodata == 1 and (ds.read(1) == 21824).all()

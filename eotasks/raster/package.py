@@ -24,14 +24,18 @@ class BandGroup:
     resolution: float
 
 
-def plan_groups(bands: list[str], resolutions: dict[str, float], merge: bool) -> list[BandGroup]:
-    """One group per band, or with ``merge`` one per resolution (first-seen order, bands in request order)."""
+def plan_groups(bands: list[str], resolutions: dict[str, float], merge: bool,
+                nodata: dict[str, float | None] | None = None) -> list[BandGroup]:
+    """One group per band, or with ``merge`` one per resolution and nodata value (first-seen order,
+    bands in request order). A GeoTIFF has one nodata value for all its bands, so bands whose nodata
+    differ (Landsat's QA_PIXEL marks fill with 1, its SR bands with 0) go to separate files."""
     if not merge:
         return [BandGroup((b,), resolutions[b]) for b in bands]
-    order: dict[float, list[str]] = {}
+    nodata = nodata or {}
+    order: dict[tuple[float, float | None], list[str]] = {}
     for b in bands:
-        order.setdefault(resolutions[b], []).append(b)
-    return [BandGroup(tuple(bs), res) for res, bs in order.items()]
+        order.setdefault((resolutions[b], nodata.get(b)), []).append(b)
+    return [BandGroup(tuple(bs), res) for (res, _), bs in order.items()]
 
 
 def masked_dn(cropped: Cropped, band: str, nodata: float) -> np.ndarray:
@@ -64,7 +68,7 @@ def package(
     """The one file to publish: (name, bytes)."""
     def tif(group: BandGroup, cropped: Cropped) -> bytes:
         stack = np.stack([masked_dn(cropped, b, nodata[b]) for b in group.bands])
-        nd = nodata[group.bands[0]]
+        [nd] = {nodata[b] for b in group.bands}  # plan_groups keeps one nodata value per file
         return cog_bytes(stack, cropped.grid.crs, cropped.grid.transform, nd, list(group.bands))
 
     single = len(groups) == 1 and not metadata
