@@ -104,6 +104,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     init_db()
     for r in list_scenes(args.sensor):
         print(f"{r.date}  {r.sensor:13s} {r.cloud_cover:5.1f}%  {r.view_id}  {r.scene_id}")
+        if args.bands:
+            for band, a in sorted(r.assets.items()):
+                print(f"    {band:9s} {a['resolution']:>4g} m  value = DN x {a['scale']:g} + {a['offset']:g}  ({a.get('unit', 'reflectance')})"
+                      f"  nodata {a['nodata']}")
     return 0
 
 
@@ -233,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     p = cat.add_parser("demo", help="write and ingest the synthetic demo time series")
     p.add_argument("--out")
     p.set_defaults(func=cmd_demo)
-    p = cat.add_parser("ls", help="list scenes")
+    p = cat.add_parser("ls", help="list scenes (with --bands: each band's scale, offset, unit and nodata)")
     p.add_argument("--sensor")
+    p.add_argument("--bands", action="store_true", help="show how each band's numbers are scaled")
     p.set_defaults(func=cmd_ls)
 
     blk = sub.add_parser("blocks", help="Prefect blocks").add_subparsers(dest="blocks_command", required=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import rasterio
 
 from eotasks.catalog.ids import parse_view_id, s2_view_id
+from eotasks.catalog.scaling import BandScaling, landsat_default, landsat_from_mtl, s2_from_mtd, s2_offset
 from eotasks.catalog.scenes import asset_spec, upsert_scene
 from eotasks.db import SceneRecord
 from eotasks.raster.aoi import footprint_geojson
@@ -48,6 +49,21 @@ def view_id_from_names(folder: Path, sensor: Sensor, date: dt.date | None) -> st
     return None
 
 
+def folder_scaling(folder: Path, sensor: Sensor, scene, files: dict[str, Path]) -> dict[str, BandScaling]:
+    """Band -> scaling from the folder's own metadata file, else the documented defaults."""
+    metadata = {p.name.upper(): p for p in folder.iterdir()}
+    if sensor.family == "sentinel2":
+        mtd = next((p for n, p in metadata.items() if n in ("MTD_MSIL2A.XML", "MTD_MSIL1C.XML")), None)
+        if mtd is not None:
+            return s2_from_mtd(mtd.read_text())[1]
+        return {b: BandScaling(1e-4, s2_offset(scene.date)) for b in files}
+    mtl = next((p for n, p in metadata.items() if n.endswith(("_MTL.TXT", "_MTL.JSON"))), None)
+    from_mtl = landsat_from_mtl(mtl.read_text()) if mtl is not None else {}
+    product = scene.product_id or ""
+    level = "L2" if re.search(r"_L2S[PR]_", product) else "L1"
+    return {b: from_mtl.get(b) or landsat_default(b, level, scene.collection, files[b].name) for b in files}
+
+
 def ingest_folder(
     folder: str | Path,
     sensor_name: str,
@@ -72,13 +88,10 @@ def ingest_folder(
         raise ValueError(f"view_id {view_id} is a {scene.sensor.name} scene, not {sensor.name}")
     if date is not None and date != scene.date:
         raise ValueError(f"date {date} does not match the view_id's date {scene.date}")
-    default_scale, default_offset = sensor.default_scale, sensor.default_offset
-    if scene.collection in ("pre", "01"):
-        # Level-1 TOA reflectance with the MTL's usual REFLECTANCE_MULT/ADD (no sun-angle correction).
-        default_scale, default_offset = 2e-5, -0.1
     files = band_files(folder, sensor)
     if not files:
         raise ValueError(f"no band files of {sensor.name} in {folder}")
+    scaling = folder_scaling(folder, sensor, scene, files)
     assets = {}
     crs = None
     bounds = None
@@ -91,11 +104,12 @@ def ingest_folder(
                 raise ValueError(f"{path.name} is in {src.crs}, the other bands in {crs}")
             resolution = abs(src.transform.a)
             nodata = src.nodata if src.nodata is not None else sensor.default_nodata
+        own = scaling.get(band) if info.spectral else None
         assets[band] = asset_spec(
             str(path), resolution,
-            scale if scale is not None else default_scale,
-            offset if offset is not None else default_offset,
-            nodata, info.spectral,
+            scale if scale is not None else (own.scale if own else 1.0),
+            offset if offset is not None else (own.offset if own else 0.0),
+            nodata, info.spectral, own.unit if own else None, own.extra if own else None,
         )
     metadata = {p.name: str(p) for p in sorted(folder.iterdir()) if _METADATA_FILE.search(p.name)}
     record = SceneRecord(

@@ -18,6 +18,7 @@ from shapely.geometry import mapping, shape
 from eotasks.catalog.ids import parse_view_id, s2_view_id
 from eotasks.catalog.scenes import asset_spec, upsert_scene
 from eotasks.db import SceneRecord
+from eotasks.catalog.scaling import BandScaling, landsat_default, s2_offset
 from eotasks.sensors import SENSORS, Sensor
 
 S2_KEYS = {
@@ -27,7 +28,8 @@ S2_KEYS = {
 }
 LANDSAT_KEYS = {
     "coastal": "B1", "blue": "B2", "green": "B3", "red": "B4", "nir08": "B5", "swir16": "B6", "swir22": "B7",
-    "pan": "B8", "cirrus": "B9", "lwir11": "B10", "lwir12": "B11", "qa_pixel": "QA_PIXEL", "qa": "BQA",
+    "pan": "B8", "cirrus": "B9", "lwir11": "B10", "lwir12": "B11", "qa_pixel": "QA_PIXEL",
+    # Not "qa": in landsat-c2-l2 that is ST_QA, the surface temperature's uncertainty, not a cloud mask.
 }
 _ES_S2_ID = re.compile(r"^(?P<platform>S2[A-D])_(?P<tile>\d{2}[C-HJ-NP-X][A-Z]{2})_(?P<date>\d{8})_(?P<seq>\d+)_L(?P<level>1C|2A)$")
 
@@ -77,6 +79,14 @@ def _crs(item: pystac.Item) -> str:
     raise ValueError(f"STAC item {item.id}: no proj:code / proj:epsg")
 
 
+def _default_scaling(item: pystac.Item, sensor: Sensor, scene, band: str, key: str) -> BandScaling:
+    """When an asset has no raster:bands scale/offset: by the product (baseline, level) and date."""
+    if sensor.family == "sentinel2":
+        return BandScaling(1e-4, s2_offset(scene.date, item.properties.get("s2:processing_baseline")))
+    level = "L2" if "l2" in (item.collection_id or "").lower() or "_L2S" in (scene.product_id or "") else "L1"
+    return landsat_default(band, level, scene.collection or "02", key)
+
+
 def record_from_item(item: pystac.Item) -> SceneRecord:
     sensor = _sensor(item)
     view_id, platform = _view_id(item, sensor)
@@ -89,10 +99,12 @@ def record_from_item(item: pystac.Item) -> SceneRecord:
             continue
         info = sensor.band(band)
         raster = (asset.extra_fields.get("raster:bands") or [{}])[0]
-        scale = raster.get("scale", sensor.default_scale if info.spectral else 1.0)
-        offset = raster.get("offset", sensor.default_offset if info.spectral else 0.0)
+        default = _default_scaling(item, sensor, scene, band, key) if info.spectral else BandScaling(1.0, 0.0, "DN")
+        scale = raster.get("scale", default.scale)
+        offset = raster.get("offset", default.offset)
+        unit = {"K": "kelvin", "kelvin": "kelvin"}.get(str(raster.get("unit", "")), default.unit) if info.spectral else "DN"
         resolution = raster.get("spatial_resolution") or asset.extra_fields.get("gsd") or info.resolution
-        assets[band] = asset_spec(asset.href, resolution, scale, offset, raster.get("nodata", sensor.default_nodata), info.spectral)
+        assets[band] = asset_spec(asset.href, resolution, scale, offset, raster.get("nodata", sensor.default_nodata), info.spectral, unit)
     if not assets:
         raise ValueError(f"STAC item {item.id}: no asset names a band of {sensor.name}")
     mask = next((b for b in (sensor.mask_band, "QA_PIXEL", "BQA") if b and b in assets), None)

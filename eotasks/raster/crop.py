@@ -37,6 +37,8 @@ class Asset:
     offset: float = 0.0
     nodata: float | None = None
     spectral: bool = True
+    unit: str = "reflectance"  # what DN x scale + offset is: reflectance, kelvin, radiance, DN
+    constants: dict[str, float] | None = field(default=None, compare=False, hash=False)  # e.g. K1, K2 of a thermal band
 
 
 @dataclass(frozen=True)
