@@ -16,7 +16,7 @@ from prefect.futures import as_completed
 
 from eotasks.models import MtStatsParams
 from eotasks.raster.chart import timeseries_svg
-from eotasks.raster.timeseries import StatsOptions, shape_answer
+from eotasks.timeseries import StatsOptions, shape_answer
 from eotasks.settings import get_settings
 from eotasks.store import get_store
 from flows._common import fail, run_options, time_series_runner

@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from shapely.geometry.base import BaseGeometry
 
 from eotasks.db import SceneRecord
-from eotasks.raster.timeseries import SceneSkipped, StatsOptions, error_item, scene_statistics
+from eotasks.timeseries import SceneSkipped, StatsOptions, error_item, scene_statistics
 from eotasks.settings import get_settings
 from tasks._policy import compute_step
 

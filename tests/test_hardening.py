@@ -99,7 +99,7 @@ def test_unreadable_scene_errors_are_sentences_without_paths(tmp_path, make):
 
 
 def test_s3_assets_use_the_credential_chain_unless_told_unsigned(monkeypatch, tmp_path):
-    from eotasks.raster import assets
+    from eotasks import assets
     from eotasks.settings import reset_settings
 
     def options(**env):

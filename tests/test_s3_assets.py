@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-from eotasks.raster.assets import aws_session_options, gdal_options
+from eotasks.assets import aws_session_options, gdal_options
 from eotasks.raster.crop import Asset, crop_to_aoi
 from eotasks.settings import reset_settings
 from tests.conftest import CROP_DIR

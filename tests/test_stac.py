@@ -16,8 +16,8 @@ from shapely.geometry import shape
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.stac import ingest_stac_search, ingest_static_catalog
 from eotasks.db import init_db
-from eotasks.raster.assets import aws_session_options, gdal_options
-from eotasks.raster.timeseries import StatsOptions, scene_statistics
+from eotasks.assets import aws_session_options, gdal_options
+from eotasks.timeseries import StatsOptions, scene_statistics
 from eotasks.settings import reset_settings
 from tests.stack import upload_scene
 

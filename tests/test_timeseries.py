@@ -11,7 +11,7 @@ from shapely.geometry import shape
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.search import search_scenes
 from eotasks.raster import cloudmask
-from eotasks.raster.timeseries import SceneSkipped, StatsOptions, scene_statistics, shape_answer
+from eotasks.timeseries import SceneSkipped, StatsOptions, scene_statistics, shape_answer
 from tests.reference import independent_scene_stats, numpy_stats
 
 FIELD = demo_fields()[0]["geometry"]

@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from eotasks.errors import AOIError, AssetReadError
 from eotasks.raster.aoi import to_crs
-from eotasks.raster.assets import open_asset
+from eotasks.assets import open_asset
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Statistics of indices over an AOI for one scene: the per-scene work of ``mt_stats``.
+"""Statistics of indices over an AOI for one catalogued scene: the per-scene work of ``mt_stats``.
 
 Each band window is read once per scene grid, the AOI mask computed once per grid, and the mask
 band read onto the index grid with nearest resampling (it holds classes or bit flags).
