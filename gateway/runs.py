@@ -31,6 +31,22 @@ class RunStatus:
     result: Any = None
 
 
+def answer_promptly() -> None:
+    """The gateway answers now, or says 503 with Retry-After: Prefect's client would retry a refused
+    connection for a minute (2, 4, 8 ... s) and wait 60 s for a hung server, while the client waits.
+    So this process's Prefect client makes one attempt with a 10 s timeout (a run's create has its
+    own millisecond retries, eotasks/prefect_api.py)."""
+    import prefect.context
+
+    root = prefect.context.GLOBAL_SETTINGS_CONTEXT
+    current = root.settings
+    settings = current.model_copy(update={
+        "client": current.client.model_copy(update={"max_retries": 0}),
+        "api": current.api.model_copy(update={"request_timeout": min(current.api.request_timeout, 10.0)}),
+    })
+    prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.SettingsContext(profile=root.profile, settings=settings)
+
+
 class NotAvailable(Exception):
     """No deployment serves this task type (yet)."""
 
@@ -43,6 +59,7 @@ class PrefectRuns:
         self._create_lock: asyncio.Lock | None = None
 
     async def start(self) -> None:
+        answer_promptly()
         self._client = get_client()
         await self._client.__aenter__()
 

@@ -364,12 +364,16 @@ def test_orchestrator_down_is_503_with_retry_after(client, key):
     from gateway.runs import PrefectRuns
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    import prefect.context
+
+    saved = prefect.context.GLOBAL_SETTINGS_CONTEXT  # the gateway makes its process's client answer promptly
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
         with TestClient(create_app(PrefectRuns())) as down:
             h = {"Idempotency-Key": f"down-{uuid.uuid4()}"}
             r = post(down, key, good(), headers=h)
             assert r.status_code == 503, r.text
             assert r.headers["Retry-After"] == "5" and "orchestrator" in r.json()["error"] and "Traceback" not in r.text
+    prefect.context.GLOBAL_SETTINGS_CONTEXT = saved
     from eotasks.db import TaskRecord, session
     from sqlmodel import select
 
