@@ -86,6 +86,7 @@ def main() -> None:
         started = time.monotonic()
         tasks = [submit(b) for b in bodies(args.tasks)]
         ended: dict[str, str] = {}
+        ended_at: dict[str, float] = {}
         stop_at = started + args.seconds
 
         def poll(task_id: str) -> None:
@@ -100,6 +101,7 @@ def main() -> None:
                             five_xx.append(f"GET {r.status_code}")
                         elif r.status_code == 200 and (r.json().get("task_type") in ("finished", "failed", "cancelled") or "result" in r.json()):
                             ended.setdefault(task_id, r.json().get("task_type") or "finished")
+                            ended_at.setdefault(task_id, time.monotonic() - started)
                     time.sleep(max(0.0, 1 / args.rate - took))
 
         pollers = [threading.Thread(target=poll, args=(t,)) for t in tasks]
@@ -109,8 +111,9 @@ def main() -> None:
             p.join()
         lost = [t for t in tasks if t not in ended]
         q = statistics.quantiles(latencies, n=100)
-        print(f"{len(tasks)} tasks, {len(pollers)} pollers at {args.rate:g} GET/s for up to {args.seconds:g} s "
-              f"(all ended after {time.monotonic() - started:.0f} s) on {os.cpu_count()} cores")
+        window = time.monotonic() - started
+        print(f"{len(tasks)} tasks, {len(pollers)} pollers aiming at {args.rate:g} GET/s each for {args.seconds:g} s on {os.cpu_count()} cores; "
+              f"last task ended {max(ended_at.values(), default=float('nan')):.0f} s after the POSTs; {len(latencies) / window:.0f} GET/s served")
         print(f"5xx: {len(five_xx)}  lost tasks: {len(lost)}  failed: {sum(v == 'failed' for v in ended.values())}  "
               f"GETs: {len(latencies)}  GET p50 {1000 * statistics.median(latencies):.0f} ms  p99 {1000 * q[98]:.0f} ms")
         if five_xx or lost:
