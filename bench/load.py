@@ -22,18 +22,13 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from common import POLYGON, REPO, SAMPLE, VIEW_ID  # noqa: E402  (puts the repository on sys.path)
 
 from eotasks.catalog.demo import demo_fields, generate_demo  # noqa: E402
 from eotasks.catalog.ingest import ingest_folder  # noqa: E402
 from eotasks.db import create_api_key, init_db  # noqa: E402
 from eotasks.launcher import Service, free_port, service_env  # noqa: E402
 
-SAMPLE = REPO / "tests" / "data" / "s2-l1c-crop"
-VIEW_ID = "S2/18/S/VG/2020/6/15/0"
-POLYGON = {"type": "Polygon", "coordinates": [[[-75.6595, 37.6985], [-75.6420, 37.6960], [-75.6500, 37.7160], [-75.6595, 37.6985]]]}
 
 
 def bodies(n: int) -> list[dict]:
