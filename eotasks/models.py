@@ -131,12 +131,12 @@ class AOIParams(_Params):
 
     @model_validator(mode="after")
     def _one_aoi(self) -> "AOIParams":
-        given = [n for n in ("bbox", "geometry", "cropper_ref") if getattr(self, n) is not None]
+        given = [n for n in ("bbox", "geometry", "cropper_ref", "fields") if getattr(self, n, None) is not None]
         if len(given) > 1:
             raise _err("aoi", "give exactly one of bbox, geometry, cropper_ref (got {given})", given=", ".join(given), field=given[1])
         if not given and self._aoi_required:
             raise _err("aoi", "an area of interest is required: give bbox, geometry or cropper_ref", field="geometry")
-        shp = self.aoi_shape()
+        shp = self.aoi_shape() if getattr(self, "fields", None) is None else None  # fields: each is checked on its own
         if shp is not None:
             limit = get_settings().max_aoi_km2
             area = geodesic_area_km2(shp)
@@ -260,6 +260,44 @@ class JpegParams(SceneParams):
         return v
 
 
+class HistogramSpec(BaseModel):
+    """``{"bins": N, "range": [lo, hi]}`` or ``{"edges": [e0, ..., en]}`` (increasing)."""
+
+    model_config = ConfigDict(extra="forbid")
+    bins: int | None = Field(None, ge=1, le=1000)
+    range: list[float] | None = None
+    edges: list[float] | None = Field(None, min_length=2, max_length=1001)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "HistogramSpec":
+        if self.edges is not None:
+            if self.bins is not None or self.range is not None:
+                raise _err("histogram", "give either bins and range, or edges", field="histogram")
+            if not all(math.isfinite(e) for e in self.edges) or any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+                raise _err("histogram", "edges must be finite and increasing", field="histogram.edges")
+            return self
+        if self.bins is None or self.range is None or len(self.range) != 2:
+            raise _err("histogram", "needs bins and range [lo, hi], or edges", field="histogram")
+        lo, hi = self.range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise _err("histogram", "range must be two finite numbers lo < hi", field="histogram.range")
+        return self
+
+    def bin_edges(self) -> list[float]:
+        if self.edges is not None:
+            return list(self.edges)
+        lo, hi = self.range
+        return [lo + (hi - lo) * i / self.bins for i in range(self.bins + 1)]
+
+
+def field_id(feature: dict[str, Any]) -> Any:
+    """A feature's id as sent: its top-level ``id``, else ``properties.id``."""
+    fid = feature.get("id")
+    if fid is None:
+        fid = (feature.get("properties") or {}).get("id")
+    return fid
+
+
 class MtStatsParams(AOIParams):
     _aoi_required = True
     date_start: dt.date
@@ -270,6 +308,66 @@ class MtStatsParams(AOIParams):
     max_cloud_cover_in_aoi: float = Field(100, ge=0, le=100)
     exclude_cover_pixels: bool = True
     cloud_masking_level: int = Field(1, ge=1, le=4)
+    # "Fields and richer statistics" (SPEC): none of these changes an answer unless given.
+    fields: dict[str, Any] | None = Field(None, description="A GeoJSON FeatureCollection of Polygon/MultiPolygon features, each with a unique id.")
+    coverage: Literal["centre", "exact"] = Field("centre", description="centre: a pixel counts when its centre is inside; exact: weighted by the fraction of its area inside.")
+    percentiles: Annotated[list[float], Field(max_length=20)] | None = None
+    histogram: HistogramSpec | None = None
+    output_format: Literal["json", "csv"] = "json"
+
+    @field_validator("percentiles")
+    @classmethod
+    def _percentiles(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and not all(math.isfinite(p) and 0 <= p <= 100 for p in v):
+            raise _err("percentiles", "must be numbers in [0, 100]")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        if v.get("type") != "FeatureCollection" or not isinstance(v.get("features"), list) or not v["features"]:
+            raise _err("fields", "must be a GeoJSON FeatureCollection with at least one feature")
+        limit = get_settings().max_fields
+        if len(v["features"]) > limit:
+            raise _err("fields", "has {n} features, more than the limit of {limit}", n=len(v["features"]), limit=limit)
+        seen: set[Any] = set()
+        area_limit = get_settings().max_aoi_km2
+        for i, feature in enumerate(v["features"]):
+            where = f"fields[{i}]"
+            if not isinstance(feature, dict) or feature.get("type") != "Feature":
+                raise _err("fields", "{where} is not a GeoJSON Feature", where=where, field=where)
+            fid = field_id(feature)
+            if fid is None or isinstance(fid, bool) or not isinstance(fid, (str, int, float)):
+                raise _err("fields", "{where} needs an id (the feature's id or properties.id, a string or a number)", where=where, field=where)
+            if fid in seen:
+                raise _err("fields", "{where} repeats the id {fid}", where=where, fid=repr(fid), field=where)
+            seen.add(fid)
+            geometry = feature.get("geometry")
+            try:
+                AOIParams._geometry(geometry if isinstance(geometry, dict) else {})
+            except PydanticCustomError as exc:
+                raise _err("fields", "{where}: {reason}", where=where, reason=str(exc), field=where) from None
+            area = geodesic_area_km2(shape(geometry))
+            if area > area_limit:
+                raise _err("fields", "{where} covers {area} km², more than the limit of {limit} km²", where=where,
+                           area=round(area, 1), limit=area_limit, field=where)
+        return v
+
+    def field_shapes(self) -> list[tuple[Any, shapely.Geometry]]:
+        """(id as sent, lon/lat shape) of every field, in the order sent."""
+        return [(field_id(f), shape(f["geometry"])) for f in (self.fields or {}).get("features", [])]
+
+    def aoi_shape(self) -> shapely.Geometry | None:
+        if self.fields is not None:
+            return shapely.GeometryCollection([g for _, g in self.field_shapes()])
+        return super().aoi_shape()
+
+    @property
+    def richer(self) -> bool:
+        """Any of SPEC's "Fields and richer statistics" parameters in use (they add count, nodata_count)."""
+        return self.fields is not None or self.coverage != "centre" or bool(self.percentiles) or self.histogram is not None
 
     @field_validator("sensors", mode="before")
     @classmethod

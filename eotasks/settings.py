@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     max_read_pixels: int = 300_000_000
     mt_stats_max_days: int = 365
     mt_stats_max_bm_types: int = 10
+    max_fields: int = 10_000  # features in one mt_stats "fields" request
     # Per-scene branches of mt_stats run on this many threads (rasterio and numpy release the GIL).
     mt_stats_workers: int = 4
     # A Dask scheduler address (tcp://host:8786): mt_stats fans out over that cluster instead.

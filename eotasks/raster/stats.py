@@ -72,3 +72,17 @@ def weighted_summary(values: np.ndarray, weights: np.ndarray, percentiles: list[
     if percentiles:
         out["percentiles"] = {f"{p:g}": value for p, value in zip(percentiles, rest)}
     return out
+
+
+def weighted_histogram(values: np.ndarray, weights: np.ndarray, edges: list[float]) -> dict[str, object]:
+    """Counts (sums of weights) per bin: [e_i, e_i+1), the last bin closed; what falls below e_0
+    is ``underflow``, above e_n ``overflow``. counts + underflow + overflow = count."""
+    v = np.asarray(values, np.float64)
+    w = np.asarray(weights, np.float64)
+    e = np.asarray(edges, np.float64)
+    counts, _ = np.histogram(v, bins=e, weights=w)
+    under = float(w[v < e[0]].sum())
+    over = float(w[v > e[-1]].sum())
+    as_int = bool(np.all(w == 1.0))
+    conv = (lambda x: int(round(x))) if as_int else float
+    return {"edges": [float(x) for x in e], "counts": [conv(c) for c in counts], "underflow": conv(under), "overflow": conv(over)}
