@@ -1,4 +1,5 @@
-"""Monitoring (scheduled): statistics of an index over a saved AOI for the last N days, every run.
+"""Monitoring (scheduled): statistics of an index over a saved AOI, or a FeatureCollection of fields,
+for the last N days, every run.
 
 An operator's job, not an API task: it runs from a schedule in prefect.yaml, needs no API key, and
 keeps each run's answer in the result store under ``monitoring/<name>/<run time>.json``.
@@ -17,7 +18,7 @@ from prefect.runtime import flow_run
 
 from eotasks.models import MtStatsParams
 from flows._common import fail, flow_timeout, safe_name, time_series_runner
-from flows.mt_stats import publish_artifacts, time_series
+from flows.mt_stats import fields_time_series, publish_artifacts, publish_field_artifacts, time_series
 from tasks.publish import publish
 
 
@@ -28,6 +29,8 @@ def monitor(
     bm_type: str | list[str],
     geometry: dict[str, Any] | None = None,
     cropper_ref: str | None = None,
+    fields: dict[str, Any] | None = None,
+    coverage: str = "centre",
     sensors: list[str] | None = None,
     days: int = 30,
     end_date: dt.date | None = None,
@@ -37,13 +40,13 @@ def monitor(
     try:
         end = end_date or dt.datetime.now(dt.timezone.utc).date()
         params = MtStatsParams(date_start=end - dt.timedelta(days=days), date_end=end, bm_type=bm_type, geometry=geometry,
-                               cropper_ref=cropper_ref, sensors=sensors, max_cloud_cover_in_aoi=max_cloud_cover_in_aoi,
-                               cloud_masking_level=cloud_masking_level)
-        answer, items = time_series(params)
+                               cropper_ref=cropper_ref, fields=fields, coverage=coverage, sensors=sensors,
+                               max_cloud_cover_in_aoi=max_cloud_cover_in_aoi, cloud_masking_level=cloud_masking_level)
+        answer, items = fields_time_series(params) if params.richer else time_series(params)
         started = flow_run.scheduled_start_time or dt.datetime.now(dt.timezone.utc)
         folder, stamp = f"monitoring/{safe_name(name)}", f"{started:%Y%m%dT%H%M%SZ}"
         [key] = publish(folder, {f"{stamp}.json": json.dumps({"params": params.model_dump(mode="json"), **answer}).encode()})
-        publish_artifacts(f"{folder}/{stamp}", answer, items)
+        (publish_field_artifacts if fields is not None else publish_artifacts)(f"{folder}/{stamp}", answer, items)
         get_run_logger().info("kept %d scenes (%d left out) as %s", len(answer["result"]), len(answer["errors"]), key)
         return {"key": key, "scenes": len(answer["result"]), "errors": len(answer["errors"])}
     except Exception as exc:

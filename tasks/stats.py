@@ -79,3 +79,40 @@ def scene_batch_stats(records: list[SceneRecord], items: list[str], aoi: BaseGeo
     if bad:
         get_run_logger().warning("%d of %d scenes left out: %s", len(bad), len(records), "; ".join(f"{b['view_id']}: {b['error']}" for b in bad))
     return out
+
+
+def fields_with_retries(record: SceneRecord, items: list[str], fields: list, options: Any, attempts: int,
+                        base_delay_s: float = 1.0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One scene's items for all its fields, or an error per field it meets after ``attempts``."""
+    from shapely.geometry import shape as _shape
+
+    from eotasks.errors import UserError
+    from eotasks.fields import scene_fields_statistics
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return scene_fields_statistics(record, items, fields, options)
+        except UserError as exc:
+            reason = exc.message
+            break
+        except Exception as exc:  # I/O: the file may be back, or the network, on the next attempt
+            if attempt == attempts:
+                _log_warning("scene %s left out after %d attempts: %r", record.view_id, attempts, exc)
+                reason = f"The scene could not be read after {attempts} attempts: {read_error_sentence(exc)}"
+                break
+            time.sleep(base_delay_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+    footprint = _shape(record.footprint)
+    base = {"status": False, "date": record.date.isoformat(), "scene_id": record.scene_id, "view_id": record.view_id, "error": reason}
+    return [], [{"field_id": fid, **base} for fid, geom in fields if footprint.intersects(geom)]
+
+
+@task(name="stats", task_run_name="stats-{label}", **compute_step())
+def scene_batch_fields(records: list[SceneRecord], items: list[str], fields: list, options: Any, label: str) -> tuple[list, list]:
+    """A batch of scenes, each read once for every field it meets."""
+    attempts = get_settings().io_retries + 1
+    results, errors = [], []
+    for record in records:
+        r, e = fields_with_retries(record, items, fields, options, attempts)
+        results += r
+        errors += e
+    return results, errors

@@ -137,7 +137,10 @@ def test_runs_start_in_a_child_of_the_preloaded_forkserver(warm):
         assert seen["preloaded"] == "True"  # rasterio and our preload were imported before the fork
         assert run["infrastructure_pid"] == f"{socket.gethostname()}:{seen['pid']}"
         assert any("Finished in state Completed" in line for line in warm.logs(run_id))
-        assert not Path(f"/proc/{seen['pid']}").exists()  # one child per run, gone after it
+        deadline = time.monotonic() + 10  # one child per run, gone after it (it flushes logs and events first)
+        while Path(f"/proc/{seen['pid']}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{seen['pid']}").exists()
 
 
 def test_cancel_kills_the_child_and_fires_the_hook(warm):
