@@ -35,6 +35,8 @@ def _field(err: dict[str, Any]) -> str:
     ctx = err.get("ctx") or {}
     if "field" in ctx and loc and loc[-1] == "params":
         loc = loc + [ctx["field"]]
+    elif "field" in ctx and loc and str(ctx["field"]).split("[")[0].split(".")[0] == loc[-1]:
+        loc = loc[:-1] + [str(ctx["field"])]  # a validator naming a part of its field: fields[3], histogram.edges
     # Lists: bbox.0 -> bbox[0]
     out = ""
     for part in loc:

@@ -208,6 +208,24 @@ BAD_REQUESTS = [
     ("alias chain bomb", good(bm_type="+".join(["EVI"] * 499)), 400, "params.bm_type"),
     ("balanced alias bomb", good(bm_type=BALANCED_EVI_BOMB), 400, "params.bm_type"),
     ("unknown cropper_ref", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "cropper_ref": "0" * 32}}, 400, "params.cropper_ref"),
+    ("fields not a collection", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
+                                                              "fields": {"type": "Feature"}}}, 400, "params.fields"),
+    ("fields bad second feature", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
+                                                                "fields": {"type": "FeatureCollection", "features": [
+                                                                    {"type": "Feature", "id": "a", "geometry": POLY},
+                                                                    {"type": "Feature", "id": "b", "geometry": {"type": "Point", "coordinates": [0, 0]}}]}}},
+     400, "params.fields[1]"),
+    ("fields repeated id", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
+                                                         "fields": {"type": "FeatureCollection", "features": [
+                                                             {"type": "Feature", "id": 7, "geometry": POLY},
+                                                             {"type": "Feature", "properties": {"id": 7}, "geometry": POLY}]}}}, 400, "params.fields[1]"),
+    ("fields and geometry", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "geometry": POLY,
+                                                          "fields": {"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": POLY}]}}},
+     400, "params.fields"),
+    ("histogram edges not increasing", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
+                                                                     "geometry": POLY, "histogram": {"edges": [0, 0.5, 0.2]}}}, 400, "params.histogram.edges"),
+    ("percentile over 100", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
+                                                          "geometry": POLY, "percentiles": [50, 101]}}, 400, "params.percentiles"),
     ("jpeg unknown colormap", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "rainbowz"}}, 400, "params.colormap"),
     ("jpeg levels not finite", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "RdYlGn", "levels": "-inf,inf"}}, 400, "params.levels"),
     ("jpeg levels nan", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "RdYlGn", "levels": "nan,1"}}, 400, "params.levels"),
@@ -339,9 +357,11 @@ def test_a_non_ascii_signature_is_403_not_500(client):
     assert r.status_code == 403 and r.json()["status"] is False
 
 
-def test_concurrent_idempotent_posts_make_one_task(client, key, runs):
+def test_concurrent_idempotent_posts_make_one_task(client, runs):
     """Two concurrent POSTs with one Idempotency-Key: one task, one run; another body is a 409."""
     import concurrent.futures as cf
+
+    key = create_api_key("idempotency-race")[0]  # a fresh rate-limit bucket
 
     h = {"Idempotency-Key": f"race-{uuid.uuid4()}"}
     n = len(runs.created)
