@@ -92,3 +92,16 @@ def test_a_single_aoi_request_without_new_parameters_answers_as_before(harness, 
     for a, b in zip(plain["result"], richer["result"]):
         assert b["median"] == pytest.approx(a["median"], rel=1e-12) and b["percentiles"]["50"] == pytest.approx(a["median"], rel=1e-12)
         assert b["average"] == pytest.approx(a["average"], rel=1e-12) and "field_id" not in b and isinstance(b["count"], int)
+
+
+def test_a_monitoring_job_watches_a_feature_collection(harness, demo_db):
+    import datetime as dt
+
+    from flows.monitor import monitor
+
+    key_id, root = demo_db
+    out = monitor(name="six parcels", bm_type="NDVI", fields=collection(extra_far=False), sensors=["sentinel2l2a"], days=364,
+                  end_date=dt.date(2023, 12, 31))
+    kept = json.loads((root / "results" / out["key"]).read_bytes())
+    assert out["key"].startswith("monitoring/six_parcels/") and kept["params"]["fields"]["type"] == "FeatureCollection"
+    assert {r["field_id"] for r in kept["result"]} == {f["id"] for f in collection(extra_far=False)["features"]}
