@@ -196,7 +196,9 @@ def _answers(record: SceneRecord, items: list[str], fields: list[tuple[Any, Base
     for (fid, _), a in zip(fields, acc):
         if not a.met:
             continue
-        cloud = 100.0 * a.flagged_w / a.usable_w if a.usable_w else 0.0
+        # min(): the flagged weights are a subset of the usable ones, summed in another order (a fully
+        # clouded field must not come out at 100.00000000000001 % and be refused at a 100 % threshold).
+        cloud = min(100.0, 100.0 * a.flagged_w / a.usable_w) if a.usable_w else 0.0
         if cloud > options.max_cloud_cover_in_aoi:
             errors.append({"status": False, "field_id": fid, **base,
                            "error": f"Cloud cover in the field is {cloud:.1f} %, above max_cloud_cover_in_aoi {options.max_cloud_cover_in_aoi:g}"})
