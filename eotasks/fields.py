@@ -33,7 +33,7 @@ from eotasks.raster.bandmath import evaluate_program
 from eotasks.raster.coverage import Coverage, centre_coverage, exact_coverage
 from eotasks.raster.crop import Asset, Cropped, Grid, read_onto_grid
 from eotasks.raster.indices import Program, compile_expressions
-from eotasks.raster.stats import weighted_histogram, weighted_summary
+from eotasks.raster.stats import grouped_histograms, grouped_summaries
 from eotasks.sensors import SENSORS
 from eotasks.timeseries import mask_kind
 
@@ -95,19 +95,42 @@ def field_coverages(fields: list[tuple[Any, BaseGeometry]], grid: Grid, rule: st
     return out
 
 
-@dataclass
-class _Acc:
-    """What one field gathers in one scene."""
+@dataclass(frozen=True)
+class GridPlan:
+    """All fields' pixels on one grid, grouped by read block: what each block feeds."""
 
-    met: bool = False
-    usable_w: float = 0.0
-    flagged_w: float = 0.0
-    cloud_done: bool = False
+    cells: np.ndarray  # int64 flat indices into the grid
+    weights: np.ndarray  # float64
+    field: np.ndarray  # int64 field index of each cell
+    blocks: list[tuple[int, int, int]]  # (block id, start, stop) into the arrays above
+    met: np.ndarray  # bool per field: it has pixels on this grid
+    blocks_across: int
 
-    def __post_init__(self) -> None:
-        self.values: dict[str, list[np.ndarray]] = {}
-        self.weights: dict[str, list[np.ndarray]] = {}
-        self.left: dict[str, float] = {}
+
+PLANS = _CoverageCache(64)
+
+
+def grid_plan(fields: list[tuple[Any, BaseGeometry]], grid: Grid, rule: str) -> GridPlan:
+    """The fields' coverage of ``grid``, ordered by block: computed once per grid (each field's
+    coverage itself is cached even across requests), reused for every date on that grid."""
+    key = (tuple((fid, g.bounds) for fid, g in fields), grid.crs, tuple(grid.transform)[:6], grid.width, grid.height, rule)
+
+    def make() -> GridPlan:
+        covs = field_coverages(fields, grid, rule)
+        met = np.array([c.cells.size > 0 for c in covs], bool)
+        cells = np.concatenate([c.cells for c in covs] or [np.zeros(0, np.int64)])
+        weights = np.concatenate([c.weights for c in covs] or [np.zeros(0)])
+        field = np.repeat(np.arange(len(covs)), [c.cells.size for c in covs])
+        across = (grid.width + BLOCK - 1) // BLOCK
+        rows, cols = np.divmod(cells, grid.width)
+        block = (rows // BLOCK) * across + cols // BLOCK
+        order = np.argsort(block, kind="stable")
+        cells, weights, field, block = cells[order], weights[order], field[order], block[order]
+        ids, starts = np.unique(block, return_index=True)
+        stops = np.append(starts[1:], block.size)
+        return GridPlan(cells, weights, field, [(int(i), int(a), int(b)) for i, a, b in zip(ids, starts, stops)], met, across)
+
+    return PLANS.get(key, make)
 
 
 def _compile(record: SceneRecord, items: list[str], assets: dict[str, Asset]) -> dict[str, Program]:
@@ -134,24 +157,21 @@ def scene_fields_statistics(record: SceneRecord, items: list[str], fields: list[
     for item, program in programs.items():
         groups.setdefault(max(assets[b].resolution for b in program.bands), []).append(item)
     kind = mask_kind(record)
-    acc = [_Acc() for _ in fields]
+    n = len(fields)
+    met = np.zeros(n, bool)
+    usable_w = np.zeros(n)
+    flagged_w = np.zeros(n)
+    gathered: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {item: [] for item in items}
+    left = {item: np.zeros(n) for item in items}
     first = True
     for resolution, group in sorted(groups.items()):
         bands = list(dict.fromkeys(b for item in group for b in programs[item].bands))
         reference = max(bands, key=lambda b: assets[b].resolution)
         grid = scene_grid(assets[reference])
-        covs = field_coverages(fields, grid, options.coverage)
-        # Which fields have pixels in which block.
-        blocks: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
-        for i, cov in enumerate(covs):
-            if cov.cells.size == 0:
-                continue
-            acc[i].met = True
-            rows, cols = cov.rows_cols()
-            block_ids = (rows // BLOCK) * ((grid.width + BLOCK - 1) // BLOCK) + cols // BLOCK
-            for b in np.unique(block_ids):
-                blocks.setdefault(divmod(int(b), (grid.width + BLOCK - 1) // BLOCK), []).append((i, np.nonzero(block_ids == b)[0]))
-        for (br, bc), members in sorted(blocks.items()):
+        plan = grid_plan(fields, grid, options.coverage)
+        met |= plan.met
+        for block_id, start, stop in plan.blocks:
+            br, bc = divmod(block_id, plan.blocks_across)
             r0, c0 = br * BLOCK, bc * BLOCK
             h, w = min(BLOCK, grid.height - r0), min(BLOCK, grid.width - c0)
             block = Grid(grid.crs, grid.transform * Affine.translation(c0, r0), w, h)
@@ -166,61 +186,74 @@ def scene_fields_statistics(record: SceneRecord, items: list[str], fields: list[
             else:
                 usable = np.ones((h, w), bool)
                 flags = np.zeros((h, w), bool)
+            rows, cols = np.divmod(plan.cells[start:stop], grid.width)
+            local = (rows - r0) * w + (cols - c0)
+            weight, field = plan.weights[start:stop], plan.field[start:stop]
+            u, f = usable.ravel()[local], flags.ravel()[local]
+            if first:
+                usable_w += np.bincount(field[u], weight[u], n)
+                flagged_w += np.bincount(field[f], weight[f], n)
             values_cache: dict[str, np.ndarray] = {}
-            evaluated = {item: evaluate_program(programs[item], cropped, values_cache) for item in group}
-            for i, sel in members:
-                rows, cols = covs[i].rows_cols()
-                local = (rows[sel] - r0) * w + (cols[sel] - c0)
-                weight = covs[i].weights[sel]
-                u, f = usable.ravel()[local], flags.ravel()[local]
-                if first:
-                    acc[i].usable_w += float(weight[u].sum())
-                    acc[i].flagged_w += float(weight[f].sum())
-                for item in group:
-                    values, ok = evaluated[item]
-                    keep = ok.ravel()[local] & u
-                    if options.exclude_cover_pixels:
-                        keep &= ~f
-                    acc[i].values.setdefault(item, []).append(values.ravel()[local][keep])
-                    acc[i].weights.setdefault(item, []).append(weight[keep])
-                    acc[i].left[item] = acc[i].left.get(item, 0.0) + float(weight[~keep].sum())
+            for item in group:
+                values, ok = evaluate_program(programs[item], cropped, values_cache)
+                keep = ok.ravel()[local] & u
+                if options.exclude_cover_pixels:
+                    keep &= ~f
+                gathered[item].append((values.ravel()[local][keep], weight[keep], field[keep]))
+                left[item] += np.bincount(field[~keep], weight[~keep], n)
         first = False
-    return _answers(record, items, fields, acc, options, kind is None)
+    return _answers(record, items, fields, met, usable_w, flagged_w, gathered, left, options, kind is None)
 
 
-def _answers(record: SceneRecord, items: list[str], fields: list[tuple[Any, BaseGeometry]], acc: list[_Acc], options: FieldOptions,
+def _answers(record: SceneRecord, items: list[str], fields: list[tuple[Any, BaseGeometry]], met: np.ndarray, usable_w: np.ndarray,
+             flagged_w: np.ndarray, gathered: dict[str, list], left: dict[str, np.ndarray], options: FieldOptions,
              unmasked: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    n = len(fields)
+    whole = options.coverage == "centre"  # counts are pixels, not sums of weights
+    qs = [0.10, 0.25, 0.50, 0.75, 0.90, *[p / 100.0 for p in options.percentiles]]
+    stats, hists = {}, {}
+    for item in items:
+        parts = gathered[item]
+        v = np.concatenate([p[0] for p in parts] or [np.zeros(0)])
+        w = np.concatenate([p[1] for p in parts] or [np.zeros(0)])
+        g = np.concatenate([p[2] for p in parts] or [np.zeros(0, np.int64)])
+        stats[item] = grouped_summaries(v, w, g, n, qs)
+        if options.histogram_edges is not None:
+            hists[item] = grouped_histograms(v, w, g, n, list(options.histogram_edges))
+    # min(): the flagged weights are a subset of the usable ones, summed in another order (a fully
+    # clouded field must not come out at 100.00000000000001 % and be refused at a 100 % threshold).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cloud = np.where(usable_w > 0, np.minimum(100.0, 100.0 * flagged_w / np.where(usable_w > 0, usable_w, 1)), 0.0)
     results, errors = [], []
     base = {"date": record.date.isoformat(), "scene_id": record.scene_id, "view_id": record.view_id}
-    whole = options.coverage == "centre"  # counts are pixels, not sums of weights
-    for (fid, _), a in zip(fields, acc):
-        if not a.met:
+    conv = (lambda x: int(round(x))) if whole else float
+    edges = [float(e) for e in options.histogram_edges] if options.histogram_edges is not None else None
+    for i, (fid, _) in enumerate(fields):
+        if not met[i]:
             continue
-        # min(): the flagged weights are a subset of the usable ones, summed in another order (a fully
-        # clouded field must not come out at 100.00000000000001 % and be refused at a 100 % threshold).
-        cloud = min(100.0, 100.0 * a.flagged_w / a.usable_w) if a.usable_w else 0.0
-        if cloud > options.max_cloud_cover_in_aoi:
+        if cloud[i] > options.max_cloud_cover_in_aoi:
             errors.append({"status": False, "field_id": fid, **base,
-                           "error": f"Cloud cover in the field is {cloud:.1f} %, above max_cloud_cover_in_aoi {options.max_cloud_cover_in_aoi:g}"})
+                           "error": f"Cloud cover in the field is {cloud[i]:.1f} %, above max_cloud_cover_in_aoi {options.max_cloud_cover_in_aoi:g}"})
+            continue
+        if any(not stats[item]["count"][i] > 0 for item in items):
+            errors.append({"status": False, "field_id": fid, **base, "error": "No valid pixels in the field"})
             continue
         indexes = {}
         for item in items:
-            values = np.concatenate(a.values.get(item) or [np.zeros(0)])
-            weights = np.concatenate(a.weights.get(item) or [np.zeros(0)])
-            if values.size == 0 or weights.sum() <= 0:
-                break
-            stats = weighted_summary(values, weights, list(options.percentiles) or None)
-            left = a.left.get(item, 0.0)
-            stats["count"] = int(round(stats["count"])) if whole else stats["count"]
-            stats["nodata_count"] = int(round(left)) if whole else left
-            if options.histogram_edges is not None:
-                stats["histogram"] = weighted_histogram(values, weights, list(options.histogram_edges))
-            indexes[item] = stats
-        else:
-            item_out = {"field_id": fid, **base, "cloud": cloud, "indexes": indexes}
-            if unmasked:
-                item_out["unmasked"] = True
-            results.append(item_out)
-            continue
-        errors.append({"status": False, "field_id": fid, **base, "error": "No valid pixels in the field"})
+            st = stats[item]
+            variance = float(st["variance"][i])
+            one: dict[str, Any] = {"min": float(st["min"][i]), "max": float(st["max"][i]), "average": float(st["average"][i]),
+                                   "median": float(st["q2"][i]), "std": float(np.sqrt(variance)), "variance": variance,
+                                   "q1": float(st["q1"][i]), "q3": float(st["q3"][i]), "p10": float(st["q0"][i]), "p90": float(st["q4"][i]),
+                                   "count": conv(st["count"][i]), "nodata_count": conv(left[item][i])}
+            if options.percentiles:
+                one["percentiles"] = {f"{p:g}": float(st[f"q{5 + k}"][i]) for k, p in enumerate(options.percentiles)}
+            if edges is not None:
+                counts, under, over = hists[item]
+                one["histogram"] = {"edges": edges, "counts": [conv(c) for c in counts[i]], "underflow": conv(under[i]), "overflow": conv(over[i])}
+            indexes[item] = one
+        out = {"field_id": fid, **base, "cloud": float(cloud[i]), "indexes": indexes}
+        if unmasked:
+            out["unmasked"] = True
+        results.append(out)
     return results, errors
