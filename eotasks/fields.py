@@ -26,16 +26,13 @@ from shapely.geometry.base import BaseGeometry
 from eotasks.assets import open_asset
 from eotasks.catalog.scenes import scene_assets
 from eotasks.db import SceneRecord
-from eotasks.errors import UserError
 from eotasks.raster import cloudmask
 from eotasks.raster.aoi import to_crs
 from eotasks.raster.bandmath import evaluate_program
 from eotasks.raster.coverage import Coverage, centre_coverage, exact_coverage
 from eotasks.raster.crop import Asset, Cropped, Grid, read_onto_grid
-from eotasks.raster.indices import Program, compile_expressions
 from eotasks.raster.stats import grouped_histograms, grouped_summaries
-from eotasks.sensors import SENSORS
-from eotasks.timeseries import mask_kind
+from eotasks.timeseries import compile_items, mask_kind
 
 BLOCK = 512
 _CACHE_SIZE = 200_000
@@ -133,26 +130,12 @@ def grid_plan(fields: list[tuple[Any, BaseGeometry]], grid: Grid, rule: str) -> 
     return PLANS.get(key, make)
 
 
-def _compile(record: SceneRecord, items: list[str], assets: dict[str, Asset]) -> dict[str, Program]:
-    sensor = SENSORS[record.sensor]
-    programs = {}
-    for item in items:
-        try:
-            programs[item] = compile_expressions(item, sensor, max_expressions=1)[0]
-        except UserError as exc:
-            raise UserError(f"{item}: {exc.message}") from None
-        missing = [b for b in programs[item].bands if b not in assets]
-        if missing:
-            raise UserError(f"The scene has no {', '.join(missing)} band")
-    return programs
-
-
 def scene_fields_statistics(record: SceneRecord, items: list[str], fields: list[tuple[Any, BaseGeometry]],
                             options: FieldOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(result items, error items) of every field that meets the scene; fields it does not meet
     are not mentioned (the flow reports a field no scene met)."""
     assets = scene_assets(record)
-    programs = _compile(record, items, assets)
+    programs = compile_items(record, items, assets)  # SceneSkipped (a UserError) names the reason
     groups: dict[float, list[str]] = {}
     for item, program in programs.items():
         groups.setdefault(max(assets[b].resolution for b in program.bands), []).append(item)

@@ -45,10 +45,9 @@ def mask_kind(record: SceneRecord) -> str | None:
     return None
 
 
-def scene_statistics(record: SceneRecord, items: list[str], aoi: BaseGeometry, options: StatsOptions) -> dict[str, Any]:
-    """``{"scene_id", "view_id", "date", "cloud", "indexes": {item: stats}}`` or SceneSkipped."""
+def compile_items(record: SceneRecord, items: list[str], assets: dict) -> dict[str, Program]:
+    """Each bm_type item compiled for the scene's sensor, or SceneSkipped with the reason."""
     sensor = SENSORS[record.sensor]
-    assets = scene_assets(record)
     programs: dict[str, Program] = {}
     for item in items:
         try:
@@ -58,6 +57,13 @@ def scene_statistics(record: SceneRecord, items: list[str], aoi: BaseGeometry, o
         missing = [b for b in programs[item].bands if b not in assets]
         if missing:
             raise SceneSkipped(f"The scene has no {', '.join(missing)} band")
+    return programs
+
+
+def scene_statistics(record: SceneRecord, items: list[str], aoi: BaseGeometry, options: StatsOptions) -> dict[str, Any]:
+    """``{"scene_id", "view_id", "date", "cloud", "indexes": {item: stats}}`` or SceneSkipped."""
+    assets = scene_assets(record)
+    programs = compile_items(record, items, assets)
     # Items whose coarsest band has the same resolution share one grid (one read per band).
     groups: dict[float, list[str]] = {}
     for item, program in programs.items():
