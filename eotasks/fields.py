@@ -53,20 +53,33 @@ class _CoverageCache:
 
     def __init__(self, size: int) -> None:
         self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+        self.making = threading.RLock()  # one thread computes a missing entry; the others wait for it
         self.hits = self.misses = 0
 
-    def get(self, key: tuple, make) -> Coverage:
+    def _lookup(self, key: tuple):
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
                 self.hits += 1
-                return self.items[key]
-        value = make()
-        with self.lock:
-            self.misses += 1
-            self.items[key] = value
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
+                return True, self.items[key]
+        return False, None
+
+    def get(self, key: tuple, make):
+        found, value = self._lookup(key)
+        if found:
+            return value
+        # The scenes of a request start together on several threads, all on the same grid: without
+        # this, each would lay the same fields on it (the costliest part of a scene) at the same time.
+        with self.making:
+            found, value = self._lookup(key)
+            if found:
+                return value
+            value = make()
+            with self.lock:
+                self.misses += 1
+                self.items[key] = value
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
         return value
 
 

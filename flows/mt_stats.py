@@ -136,7 +136,9 @@ def answer_file(answer: dict[str, Any], items: list[str], output_format: str) ->
     (percentiles and histogram counts as their own columns; a left-out field and scene as a row with
     its error)."""
     if output_format == "json":
-        return "mt_stats_fields.json", json.dumps(answer).encode()
+        import orjson  # Prefect's own dependency: several times faster than json on a 24 MB answer
+
+        return "mt_stats_fields.json", orjson.dumps(answer)
     import csv
     import io
 
