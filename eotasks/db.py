@@ -50,6 +50,9 @@ class TaskRecord(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, index=True)
     body_hash: str | None = None
     callback_url: str | None = None
+    # The step a failed run failed at, written by the step itself as it fails: Prefect records task
+    # runs from events a moment later, and a GET right after the failure must not name an earlier step.
+    stage: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
 
 
@@ -129,7 +132,12 @@ def get_engine(url: str | None = None) -> Engine:
 def init_db(url: str | None = None) -> Engine:
     engine = get_engine(url)
     SQLModel.metadata.create_all(engine)
-    # Databases created before the constraint existed get it as a unique index (same effect).
+    # Databases created before a column or constraint existed get it here.
+    from sqlalchemy import inspect
+
+    if "stage" not in {c["name"] for c in inspect(engine).get_columns("tasks")}:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE tasks ADD COLUMN stage VARCHAR"))
     with engine.begin() as conn:
         conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS uq_tasks_key_idempotency_idx ON tasks (api_key_id, idempotency_key)"))
     return engine

@@ -175,7 +175,8 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
                 "token": key.masked, "result_url": "", "client_id": 0, "download_id": 0, "task_id": record.id,
             }, headers=headers)
         if task_type in ("failed", "cancelled"):
-            return JSONResponse(ended_answer(record.id, run.state_type, run.message, run.stage), headers=headers)
+            stage = record.stage if task_type == "failed" and record.stage else run.stage
+            return JSONResponse(ended_answer(record.id, run.state_type, run.message, stage), headers=headers)
         result = run.result or {}
         files = result.get("files") or []
         if not files:  # statistics tasks answer with JSON

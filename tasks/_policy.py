@@ -16,6 +16,26 @@ def not_a_user_error(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(state.data, UserError)
 
 
+def record_failed_stage(task: Any, task_run: Any, state: Any) -> None:
+    """on_failure (after the last retry): remember the step this task's run failed at."""
+    try:
+        from prefect.runtime import flow_run
+
+        from eotasks.db import TaskRecord, session
+
+        task_id = (flow_run.parameters or {}).get("task_id")
+        if not task_id:
+            return
+        with session() as s:
+            record = s.get(TaskRecord, task_id)
+            if record is not None:
+                record.stage = str(task_run.name).split("-", 1)[0]
+                s.add(record)
+                s.commit()
+    except Exception:  # the answer's stage is a courtesy: never fail a run over it
+        pass
+
+
 def io_step(**overrides: Any) -> dict[str, Any]:
     """Task options for a step that reads or writes storage."""
     options: dict[str, Any] = dict(
@@ -26,12 +46,13 @@ def io_step(**overrides: Any) -> dict[str, Any]:
         # Steps hand numpy arrays to each other in memory: never hash or persist them.
         cache_policy=NO_CACHE,
         persist_result=False,
+        on_failure=[record_failed_stage],
     )
     options.update(overrides)
     return options
 
 
 def compute_step(**overrides: Any) -> dict[str, Any]:
-    options: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False)
+    options: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False, on_failure=[record_failed_stage])
     options.update(overrides)
     return options
