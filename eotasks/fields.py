@@ -54,13 +54,11 @@ class _CoverageCache:
     def __init__(self, size: int) -> None:
         self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
         self.making = threading.RLock()  # one thread computes a missing entry; the others wait for it
-        self.hits = self.misses = 0
 
     def _lookup(self, key: tuple):
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
-                self.hits += 1
                 return True, self.items[key]
         return False, None
 
@@ -76,7 +74,6 @@ class _CoverageCache:
                 return value
             value = make()
             with self.lock:
-                self.misses += 1
                 self.items[key] = value
                 while len(self.items) > self.size:
                     self.items.popitem(last=False)
