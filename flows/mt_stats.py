@@ -48,7 +48,6 @@ def mt_stats(task_id: str, api_key_id: int, params: MtStatsParams) -> Any:
 
 def time_series(params: MtStatsParams) -> tuple[dict[str, Any], list[str]]:
     """scene_lookup -> batches of per-scene stats, concurrently -> the answer (flow-level code)."""
-    logger = get_run_logger()
     aoi = aoi_of(params)
     check_time_series_task(params, aoi)  # before any read, as at submission
     scenes = scene_search(params, aoi)
@@ -57,20 +56,28 @@ def time_series(params: MtStatsParams) -> tuple[dict[str, Any], list[str]]:
     workers = get_settings().mt_stats_workers
     groups = batches(scenes, workers)
     futures = [scene_batch_stats.submit(group, items, aoi, options, label=f"{i + 1}of{len(groups)}") for i, group in enumerate(groups)]
-    progress = create_progress_artifact(0.0, description=f"mt_stats: scenes done of {len(scenes)}")
     results: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
+    for batch in as_batches_finish(futures, groups, f"mt_stats: scenes done of {len(scenes)}"):
+        for item in batch:  # scenes never fail a batch: each lands in result or errors
+            (errors if item.get("status") is False else results).append(item)
+    return shape_answer(results, errors, params.bm_type), items
+
+
+def as_batches_finish(futures: list, groups: list[list], description: str):
+    """Each batch's output as it finishes, with the run's progress artifact and a log line."""
+    logger = get_run_logger()
+    total = sum(len(g) for g in groups)
+    progress = create_progress_artifact(0.0, description=description)
+    sizes = {id(f): len(g) for f, g in zip(futures, groups)}
     done = 0
     for future in as_completed(futures):
-        batch = future.result()  # scenes never fail a batch: each lands in result or errors
-        for item in batch:
-            (errors if item.get("status") is False else results).append(item)
-        done += len(batch)
-        update_progress_artifact(progress, 100.0 * done / len(scenes))
-        logger.info("scenes done: %d/%d", done, len(scenes))
-    if not scenes:
+        yield future.result()
+        done += sizes[id(future)]
+        update_progress_artifact(progress, 100.0 * done / total)
+        logger.info("scenes done: %d/%d", done, total)
+    if not total:
         update_progress_artifact(progress, 100.0)
-    return shape_answer(results, errors, params.bm_type), items
 
 
 def fields_time_series(params: MtStatsParams) -> tuple[dict[str, Any], list[str]]:
@@ -92,20 +99,11 @@ def fields_time_series(params: MtStatsParams) -> tuple[dict[str, Any], list[str]
                            params.cloud_masking_level, params.exclude_cover_pixels, params.max_cloud_cover_in_aoi)
     groups = batches(scenes, get_settings().mt_stats_workers)
     futures = [scene_batch_fields.submit(group, items, fields, options, label=f"{i + 1}of{len(groups)}") for i, group in enumerate(groups)]
-    progress = create_progress_artifact(0.0, description=f"mt_stats: scenes done of {len(scenes)}, {len(fields)} field(s)")
     results: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    done = 0
-    sizes = {id(f): len(g) for f, g in zip(futures, groups)}
-    for future in as_completed(futures):
-        r, e = future.result()  # scenes never fail a batch: each lands in result or errors
-        results += r
+    for r, e in as_batches_finish(futures, groups, f"mt_stats: scenes done of {len(scenes)}, {len(fields)} field(s)"):
+        results += r  # scenes never fail a batch: each lands in result or errors
         errors += e
-        done += sizes[id(future)]
-        update_progress_artifact(progress, 100.0 * done / len(scenes))
-        logger.info("scenes done: %d/%d", done, len(scenes))
-    if not scenes:
-        update_progress_artifact(progress, 100.0)
     logger.info("%d scenes x %d fields: %d results, %d left out", len(scenes), len(fields), len(results), len(errors))
     met = {r["field_id"] for r in results} | {e["field_id"] for e in errors}
     for fid, _ in fields:
