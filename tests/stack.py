@@ -59,6 +59,10 @@ class Stack:
         seen = []
         while time.monotonic() < deadline:
             r = self.client.get(f"{self.base}/api/{task_id}", params={"api_key": key or self.key})
+            if r.status_code in (429, 503):  # rate limited or busy: a client waits as told, as ours do
+                seen.append((r.status_code, r.text[:200]))
+                time.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
             if r.status_code == 303 or r.json().get("task_type") not in ("created", "started"):
                 return r
             seen.append((r.json()["task_type"], r.json()["stage"]))

@@ -20,7 +20,7 @@ import numpy as np
 from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import box, mapping
-from shapely.ops import transform as shp_transform
+import shapely
 
 from eotasks.catalog.ids import s2_view_id
 from eotasks.catalog.scenes import asset_spec, upsert_scene
@@ -210,7 +210,7 @@ def demo_fields(size_m: int = SIZE_M) -> list[dict[str, Any]]:
     """The demo's parcels as GeoJSON Features in lon/lat (class 1 = crop, 2 = bare soil, 3 = forest)."""
     to_ll = Transformer.from_crs(CRS, 4326, always_xy=True).transform
     return [{"type": "Feature", "properties": {"id": f["id"], "class": f["class"]},
-             "geometry": mapping(shp_transform(to_ll, f["utm"]))} for f in _landscape(_pixels(size_m)).fields]
+             "geometry": mapping(shapely.transform(f["utm"], to_ll, interleaved=False))} for f in _landscape(_pixels(size_m)).fields]
 
 
 def generate_demo(
