@@ -13,24 +13,26 @@ area inside the field (exactextract's coverage).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 from shapely.geometry.base import BaseGeometry
 
-from eotasks.assets import open_asset
 from eotasks.catalog.scenes import scene_assets
 from eotasks.db import SceneRecord
 from eotasks.raster import cloudmask
 from eotasks.raster.aoi import to_crs
 from eotasks.raster.bandmath import evaluate_program
 from eotasks.raster.coverage import Coverage, centre_coverage, exact_coverage
-from eotasks.raster.crop import Asset, Cropped, Grid, read_onto_grid
+from eotasks.raster.crop import Cropped, Grid, open_band, read_open_band
 from eotasks.raster.stats import grouped_histograms, grouped_summaries
 from eotasks.timeseries import compile_items, mask_kind
 
@@ -81,11 +83,6 @@ class _CoverageCache:
 
 
 COVERAGE = _CoverageCache(_CACHE_SIZE)
-
-
-def scene_grid(asset: Asset) -> Grid:
-    with open_asset(asset.href) as src:
-        return Grid(src.crs.to_string(), src.transform, src.width, src.height)
 
 
 def field_coverages(fields: list[tuple[Any, BaseGeometry]], grid: Grid, rule: str) -> list[Coverage]:
@@ -157,44 +154,56 @@ def scene_fields_statistics(record: SceneRecord, items: list[str], fields: list[
     gathered: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {item: [] for item in items}
     left = {item: np.zeros(n) for item in items}
     first = True
-    for resolution, group in sorted(groups.items()):
-        bands = list(dict.fromkeys(b for item in group for b in programs[item].bands))
-        reference = max(bands, key=lambda b: assets[b].resolution)
-        grid = scene_grid(assets[reference])
-        plan = grid_plan(fields, grid, options.coverage)
-        met |= plan.met
-        for block_id, start, stop in plan.blocks:
-            br, bc = divmod(block_id, plan.blocks_across)
-            r0, c0 = br * BLOCK, bc * BLOCK
-            h, w = min(BLOCK, grid.height - r0), min(BLOCK, grid.width - c0)
-            block = Grid(grid.crs, grid.transform * Affine.translation(c0, r0), w, h)
-            data, valid = {}, {}
-            for band in bands:
-                data[band], valid[band] = read_onto_grid(assets[band], block, Resampling.average, band)
-            cropped = Cropped(block, data, valid, np.ones((h, w), bool), {b: assets[b] for b in bands})
-            if kind is not None:
-                mask, mask_valid = read_onto_grid(assets[record.mask_band], block, Resampling.nearest, record.mask_band)
-                usable = mask_valid & cloudmask.usable(kind, mask)
-                flags = cloudmask.flagged(kind, mask, options.cloud_masking_level) & usable
-            else:
-                usable = np.ones((h, w), bool)
-                flags = np.zeros((h, w), bool)
-            rows, cols = np.divmod(plan.cells[start:stop], grid.width)
-            local = (rows - r0) * w + (cols - c0)
-            weight, field = plan.weights[start:stop], plan.field[start:stop]
-            u, f = usable.ravel()[local], flags.ravel()[local]
-            if first:
-                usable_w += np.bincount(field[u], weight[u], n)
-                flagged_w += np.bincount(field[f], weight[f], n)
-            values_cache: dict[str, np.ndarray] = {}
-            for item in group:
-                values, ok = evaluate_program(programs[item], cropped, values_cache)
-                keep = ok.ravel()[local] & u
-                if options.exclude_cover_pixels:
-                    keep &= ~f
-                gathered[item].append((values.ravel()[local][keep], weight[keep], field[keep]))
-                left[item] += np.bincount(field[~keep], weight[~keep], n)
-        first = False
+    with ExitStack() as files:  # each band's file is opened once, for all its blocks
+        opened: dict[str, rasterio.DatasetReader] = {}
+
+        def dataset(band: str) -> rasterio.DatasetReader:
+            if band not in opened:
+                opened[band] = files.enter_context(open_band(assets[band].href))
+            return opened[band]
+
+        def read(band: str, block: Grid, resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+            return read_open_band(dataset(band), assets[band], block, resampling, band)
+
+        for resolution, group in sorted(groups.items()):
+            bands = list(dict.fromkeys(b for item in group for b in programs[item].bands))
+            reference = max(bands, key=lambda b: assets[b].resolution)
+            src = dataset(reference)
+            grid = Grid(src.crs.to_string(), src.transform, src.width, src.height)
+            plan = grid_plan(fields, grid, options.coverage)
+            met |= plan.met
+            for block_id, start, stop in plan.blocks:
+                br, bc = divmod(block_id, plan.blocks_across)
+                r0, c0 = br * BLOCK, bc * BLOCK
+                h, w = min(BLOCK, grid.height - r0), min(BLOCK, grid.width - c0)
+                block = Grid(grid.crs, grid.transform * Affine.translation(c0, r0), w, h)
+                data, valid = {}, {}
+                for band in bands:
+                    data[band], valid[band] = read(band, block, Resampling.average)
+                cropped = Cropped(block, data, valid, np.ones((h, w), bool), {b: assets[b] for b in bands})
+                if kind is not None:
+                    mask, mask_valid = read(record.mask_band, block, Resampling.nearest)
+                    usable = mask_valid & cloudmask.usable(kind, mask)
+                    flags = cloudmask.flagged(kind, mask, options.cloud_masking_level) & usable
+                else:
+                    usable = np.ones((h, w), bool)
+                    flags = np.zeros((h, w), bool)
+                rows, cols = np.divmod(plan.cells[start:stop], grid.width)
+                local = (rows - r0) * w + (cols - c0)
+                weight, field = plan.weights[start:stop], plan.field[start:stop]
+                u, f = usable.ravel()[local], flags.ravel()[local]
+                if first:
+                    usable_w += np.bincount(field[u], weight[u], n)
+                    flagged_w += np.bincount(field[f], weight[f], n)
+                values_cache: dict[str, np.ndarray] = {}
+                for item in group:
+                    values, ok = evaluate_program(programs[item], cropped, values_cache)
+                    keep = ok.ravel()[local] & u
+                    if options.exclude_cover_pixels:
+                        keep &= ~f
+                    gathered[item].append((values.ravel()[local][keep], weight[keep], field[keep]))
+                    left[item] += np.bincount(field[~keep], weight[~keep], n)
+            first = False
     return _answers(record, items, fields, met, usable_w, flagged_w, gathered, left, options, kind is None)
 
 
@@ -221,31 +230,36 @@ def _answers(record: SceneRecord, items: list[str], fields: list[tuple[Any, Base
     base = {"date": record.date.isoformat(), "scene_id": record.scene_id, "view_id": record.view_id}
     conv = (lambda x: int(round(x))) if whole else float
     edges = [float(e) for e in options.histogram_edges] if options.histogram_edges is not None else None
+    # Python lists once per statistic: a thousand fields' dictionaries are built from plain floats.
+    lists = {item: {k: a.tolist() for k, a in stats[item].items()} for item in items}
+    lefts = {item: left[item].tolist() for item in items}
+    hist_lists = {item: tuple(a.tolist() for a in hists[item]) for item in hists}
+    cloud_l, met_l = cloud.tolist(), met.tolist()
     for i, (fid, _) in enumerate(fields):
-        if not met[i]:
+        if not met_l[i]:
             continue
-        if cloud[i] > options.max_cloud_cover_in_aoi:
+        if cloud_l[i] > options.max_cloud_cover_in_aoi:
             errors.append({"status": False, "field_id": fid, **base,
-                           "error": f"Cloud cover in the field is {cloud[i]:.1f} %, above max_cloud_cover_in_aoi {options.max_cloud_cover_in_aoi:g}"})
+                           "error": f"Cloud cover in the field is {cloud_l[i]:.1f} %, above max_cloud_cover_in_aoi {options.max_cloud_cover_in_aoi:g}"})
             continue
-        if any(not stats[item]["count"][i] > 0 for item in items):
+        if any(not lists[item]["count"][i] > 0 for item in items):
             errors.append({"status": False, "field_id": fid, **base, "error": "No valid pixels in the field"})
             continue
         indexes = {}
         for item in items:
-            st = stats[item]
-            variance = float(st["variance"][i])
-            one: dict[str, Any] = {"min": float(st["min"][i]), "max": float(st["max"][i]), "average": float(st["average"][i]),
-                                   "median": float(st["q2"][i]), "std": float(np.sqrt(variance)), "variance": variance,
-                                   "q1": float(st["q1"][i]), "q3": float(st["q3"][i]), "p10": float(st["q0"][i]), "p90": float(st["q4"][i]),
-                                   "count": conv(st["count"][i]), "nodata_count": conv(left[item][i])}
+            st = lists[item]
+            variance = st["variance"][i]
+            one: dict[str, Any] = {"min": st["min"][i], "max": st["max"][i], "average": st["average"][i],
+                                   "median": st["q2"][i], "std": math.sqrt(variance), "variance": variance,
+                                   "q1": st["q1"][i], "q3": st["q3"][i], "p10": st["q0"][i], "p90": st["q4"][i],
+                                   "count": conv(st["count"][i]), "nodata_count": conv(lefts[item][i])}
             if options.percentiles:
-                one["percentiles"] = {f"{p:g}": float(st[f"q{5 + k}"][i]) for k, p in enumerate(options.percentiles)}
+                one["percentiles"] = {f"{p:g}": st[f"q{5 + k}"][i] for k, p in enumerate(options.percentiles)}
             if edges is not None:
-                counts, under, over = hists[item]
+                counts, under, over = hist_lists[item]
                 one["histogram"] = {"edges": edges, "counts": [conv(c) for c in counts[i]], "underflow": conv(under[i]), "overflow": conv(over[i])}
             indexes[item] = one
-        out = {"field_id": fid, **base, "cloud": float(cloud[i]), "indexes": indexes}
+        out = {"field_id": fid, **base, "cloud": cloud_l[i], "indexes": indexes}
         if unmasked:
             out["unmasked"] = True
         results.append(out)

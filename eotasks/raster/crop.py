@@ -91,7 +91,8 @@ def centre_window(bounds: tuple[float, float, float, float], transform: Affine, 
 
 
 @contextmanager
-def _open(href: str) -> Iterator[rasterio.DatasetReader]:
+def open_band(href: str) -> Iterator[rasterio.DatasetReader]:
+    """A band's file, open; a file that cannot be opened is an AssetReadError."""
     try:
         with open_asset(href) as dataset:
             yield dataset
@@ -102,11 +103,11 @@ def _open(href: str) -> Iterator[rasterio.DatasetReader]:
 def read_onto_grid(asset: Asset, grid: Grid, resampling: Resampling, band: str = "") -> tuple[np.ndarray, np.ndarray]:
     """One band over ``grid``'s bounds, on ``grid``'s pixels: an exact window read when the band is
     on that grid, else resampled (``average`` for finer reflectance, ``nearest`` for class masks)."""
-    with _open(asset.href) as src:
-        return _read(src, asset, grid, resampling, band)
+    with open_band(asset.href) as src:
+        return read_open_band(src, asset, grid, resampling, band)
 
 
-def _read(src: rasterio.DatasetReader, asset: Asset, grid: Grid, resampling: Resampling, band: str) -> tuple[np.ndarray, np.ndarray]:
+def read_open_band(src: rasterio.DatasetReader, asset: Asset, grid: Grid, resampling: Resampling, band: str) -> tuple[np.ndarray, np.ndarray]:
     """``read_onto_grid`` on a dataset that is already open: values, and where they are not nodata.
 
     The band's nodata is the catalogue's (the product's own metadata, or the sensor's documented
@@ -169,7 +170,7 @@ def crop_to_aoi(
     if not bands:
         raise ValueError("no bands to read")
     reference = max(bands, key=lambda b: assets[b].resolution)
-    with _open(assets[reference].href) as ref:
+    with open_band(assets[reference].href) as ref:
         crs = ref.crs
         if aoi is not None:
             aoi_crs = to_crs(aoi, crs)
@@ -183,7 +184,7 @@ def crop_to_aoi(
         # The reference band is open already: read it now rather than open it a second time.
         data: dict[str, np.ndarray] = {}
         valid: dict[str, np.ndarray] = {}
-        data[reference], valid[reference] = _read(ref, assets[reference], grid, resampling, reference)
+        data[reference], valid[reference] = read_open_band(ref, assets[reference], grid, resampling, reference)
 
     for band in bands:
         if band != reference:

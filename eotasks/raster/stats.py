@@ -33,25 +33,25 @@ def grouped_summaries(values: np.ndarray, weights: np.ndarray, groups: np.ndarra
     with a group's values sorted ascending, weights w_i and cumulative weights C_i, value i sits at
     s_0 = 0, s_i = i w_i + (n - 1) C_(i-1), and quantile q is the value at q (n - 1) C_n, interpolated
     between neighbours. With equal weights this is numpy's linear percentile. Ties keep their order
-    in the input (stable sort)."""
+    in the input (as a stable sort would leave them)."""
     v = np.asarray(values, np.float64)
     w = np.asarray(weights, np.float64)
     g = np.asarray(groups, np.int64)
     keep = w > 0
-    v, w, g = v[keep], w[keep], g[keep]
+    if not keep.all():
+        v, w, g = v[keep], w[keep], g[keep]
     total = np.bincount(g, w, n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(g, w * v, n_groups) / total
         variance = np.bincount(g, w * (v - mean[g]) ** 2, n_groups) / total
-    # By group, then value, ties in input order: a radix sort by group, then each group's own (small)
-    # sort, which is several times cheaper than one lexsort of everything.
-    order = np.argsort(g.astype(np.int32 if n_groups < 2**31 else np.int64), kind="stable")
+    order = _order_by_group_value_position(v, g)
     counts = np.bincount(g, minlength=n_groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    grouped_v = v[order]
-    for a, c in zip(starts[counts > 1].tolist(), counts[counts > 1].tolist()):
-        order[a:a + c] = order[a:a + c][np.argsort(grouped_v[a:a + c], kind="stable")]
-    v, w, g = v[order], w[order], g[order]
+    v, w = v[order], w[order]  # grouped (group order), each group ascending
+
+    def per_element(per_group: np.ndarray) -> np.ndarray:  # a group's value on each of its elements
+        return np.repeat(per_group, counts)
+
     present = counts > 0
     vmin = np.full(n_groups, np.nan)
     vmax = np.full(n_groups, np.nan)
@@ -60,40 +60,49 @@ def grouped_summaries(values: np.ndarray, weights: np.ndarray, groups: np.ndarra
         vmax[present] = np.maximum.reduceat(v, starts[present])
     out = {"count": total, "average": mean, "variance": variance, "min": vmin, "max": vmax}
     # Weighted quantiles: s_i = i w_i + (n - 1) C_(i-1) within each group, target q (n - 1) C_n.
-    cum = np.cumsum(w)
-    base = np.concatenate([[0.0], cum])[starts]  # cumulative weight before each group
-    inclusive = cum - base[g]
-    position = np.arange(v.size) - starts[g]
-    n = counts[g]
-    s = position * w + (n - 1) * (inclusive - w)
+    # s is non-decreasing within a group and spans [0, (n - 1) C_n]; each group shifted above the
+    # previous one lets one global search serve every group (a one-element group's only s is 0).
     span = (counts - 1) * total
-    single = present & (counts == 1)
-    multi = np.nonzero(present & (counts > 1))[0]
-    if multi.size:
-        # s is non-decreasing within a group; shifting each group above the previous one lets one
-        # global search serve every group (the elements are already grouped, in group order).
-        shift_of_group = np.zeros(n_groups)
-        shift_of_group[multi] = np.cumsum(np.concatenate([[0.0], span[multi][:-1] + 1.0]))
-        in_multi = (counts > 1)[g]
-        idx_sel = np.nonzero(in_multi)[0]
-        key = s[idx_sel] + shift_of_group[g[idx_sel]]
-        ends = np.cumsum(counts[multi])  # end of each multi group within idx_sel
-        firsts = ends - counts[multi]
+    shift = np.cumsum(np.where(present, span + 1.0, 0.0)) - np.where(present, span + 1.0, 0.0)
+    cum = np.cumsum(w)
+    before = np.concatenate([[0.0], cum])[starts]  # cumulative weight before each group
+    position = np.arange(v.size) - per_element(starts)
+    s = position * w + per_element(counts - 1) * (cum - per_element(before) - w)
+    key = s + per_element(shift)
+    groups_present = np.nonzero(present)[0]
+    firsts, ends = starts[groups_present], starts[groups_present] + counts[groups_present]
     for k, q in enumerate(qs):
         result = np.full(n_groups, np.nan)
-        result[single] = v[starts[single]]
-        if multi.size:
-            target = q * span[multi]
-            right = np.searchsorted(key, target + shift_of_group[multi], side="right")
+        if groups_present.size:
+            target = q * span[groups_present]
+            right = np.searchsorted(key, target + shift[groups_present], side="right")
             right = np.maximum(right, firsts + 1)  # s_0 = 0 <= target: never left of the group
             at_end = right >= ends
-            right_c = np.minimum(right, ends - 1)
-            li, ri = idx_sel[right_c - 1], idx_sel[right_c]
+            ri = np.minimum(right, ends - 1)
+            li = np.maximum(ri - 1, firsts)
             with np.errstate(invalid="ignore", divide="ignore"):
                 interp = v[li] + (target - s[li]) * (v[ri] - v[li]) / (s[ri] - s[li])
-            result[multi] = np.where(at_end, v[idx_sel[ends - 1]], interp)
+            result[groups_present] = np.where(at_end, v[ends - 1], interp)
         out[f"q{k}"] = result
     return out
+
+
+def _order_by_group_value_position(v: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The order that sorts by group, then value, ties in input order: what a stable lexsort gives,
+    three times faster. Two unstable (SIMD) sorts and no Python loop, so it also runs in parallel
+    with other threads: the values' dense rank, then one sort of a unique integer key
+    (group, rank, position)."""
+    n = v.size
+    if n == 0:
+        return np.zeros(0, np.int64)
+    by_value = np.argsort(v)
+    sorted_v = v[by_value]
+    rank = np.empty(n, np.int64)
+    rank[by_value] = np.concatenate([[0], np.cumsum(sorted_v[1:] != sorted_v[:-1])])
+    ranks = int(rank[by_value[-1]]) + 1
+    if (int(g.max()) + 1) * ranks * n >= 2**63:  # the key would overflow: the plain (slower) way
+        return np.lexsort((v, g))
+    return np.argsort((g * ranks + rank) * n + np.arange(n))
 
 
 def grouped_histograms(values: np.ndarray, weights: np.ndarray, groups: np.ndarray, n_groups: int, edges: list[float]
