@@ -49,6 +49,47 @@ def cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu() -> dict[int, tuple[str, float]]:
+    """Each live process's CPU-seconds, its own plus those of the children it has reaped (so a
+    forkserver carries its finished flow runs), with the part of the service it belongs to."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        seconds = sum(int(x) for x in fields[11:15]) / tick  # utime, stime, cutime, cstime
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm.startswith("postgres") or cmd.startswith("postgres"):
+            part = "PostgreSQL"
+        elif "prefect server start" in cmd:
+            part = "Prefect server"
+        elif "gateway.app" in cmd:
+            part = "gateway"
+        elif "worker start" in cmd or "deployments.serve" in cmd or "stock_serve" in cmd:
+            part = "worker"
+        elif "forkserver" in cmd or "multiprocessing" in cmd:
+            part = "flow runs (forkserver and its children)"
+        elif "python" in cmd and "bench/api.py" not in cmd:
+            part = "flow runs (forkserver and its children)"
+        else:
+            continue  # this benchmark's own client, and the rest of the machine
+        out[int(entry.name)] = (part, seconds)
+    return out
+
+
+def cpu_by_part(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    parts: dict[str, float] = {}
+    for pid, (part, seconds) in after.items():
+        parts[part] = parts.get(part, 0.0) + seconds - (before[pid][1] if pid in before else 0.0)
+    return parts
+
+
 def call(client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Response:
     """Like Prefect's own client: retry 5xx (SQLite "database is locked" under bursts) and resets."""
     for attempt in range(30):
@@ -70,6 +111,7 @@ class Figures:
     burst: list[float]
     bad: int
     cpu_per_run: float
+    cpu_parts: dict[str, float]
 
 
 class Gateway:
@@ -111,7 +153,7 @@ def measure(name: str, gateway: Gateway, idle_n: int, burst_n: int) -> Figures:
     time.sleep(5)
     idle_cpu_rate = (cpu_seconds() - c0) / (time.perf_counter() - t0)
 
-    c0, t0 = cpu_seconds(), time.perf_counter()
+    c0, t0, p0 = cpu_seconds(), time.perf_counter(), process_cpu()
     with cf.ThreadPoolExecutor(4) as pool:
         posted = list(pool.map(lambda _: (time.perf_counter(), gateway.post()), range(burst_n)))
 
@@ -127,7 +169,8 @@ def measure(name: str, gateway: Gateway, idle_n: int, burst_n: int) -> Figures:
         ends = list(pool.map(finish, posted))
     elapsed = max(e for e, _, _ in ends) - t0
     busy = cpu_seconds() - c0 - idle_cpu_rate * elapsed
-    return Figures(name, idle, burst_n / elapsed, [lat for _, lat, _ in ends], sum(k != "finished" for _, _, k in ends), busy / burst_n)
+    parts = {k: v / burst_n for k, v in cpu_by_part(p0, process_cpu()).items()}
+    return Figures(name, idle, burst_n / elapsed, [lat for _, lat, _ in ends], sum(k != "finished" for _, _, k in ends), busy / burst_n, parts)
 
 
 def run_topology(topology: str, executor: str, idle_n: int, burst_n: int) -> Figures:
@@ -197,6 +240,8 @@ def main() -> None:
             q = statistics.quantiles(f.burst, n=10)
             print(f"{f.name:20s} {statistics.median(f.idle):8.2f}s {max(f.idle):8.2f}s {f.burst_rate:13.2f} {statistics.median(f.burst):5.1f}s "
                   f"{q[8]:5.1f}s {f.bad:7d} {f.cpu_per_run:10.2f}", flush=True)
+            print("    CPU-s per run by part: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(f.cpu_parts.items(), key=lambda kv: -kv[1])),
+                  flush=True)
         if len(rows) == 2:
             s, w = rows["stock"], rows["warm"]
             print(f"{topology + ', warm/stock':20s} {statistics.median(w.idle) / statistics.median(s.idle):8.2f}x {'':9s} "

@@ -184,6 +184,11 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
         assert all(shares.values()), {k: len(v) for k, v in shares.items()}
         assert shares["worker-a"] | shares["worker-b"] == run_ids
         print({k: len(v) for k, v in shares.items()})
+        # Every task type ran on PostgreSQL and S3 without importing anything the forkserver had not
+        # preloaded (each such import is paid again by every run: eotasks/warm/child.py).
+        for name in ("worker-a", "worker-b"):
+            late = [line for line in (tmp_path / "logs" / f"{name}.log").read_text().splitlines() if "had not preloaded" in line]
+            assert not late, late[:3]
     finally:
         service.stop(grace=5)
         proxy.close()

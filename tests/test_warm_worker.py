@@ -59,10 +59,10 @@ class WarmPool:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         from flows.noop import noop
-        from tests.warm_probes import overrun, sleeper, suicide
+        from tests.warm_probes import late_import, overrun, sleeper, suicide
 
         with temporary_settings(updates={PREFECT_API_URL: self.api}):
-            for f in (noop, sleeper, suicide, overrun):
+            for f in (noop, sleeper, suicide, overrun, late_import):
                 f.to_deployment(name="warm", entrypoint_type=EntrypointType.MODULE_PATH,
                                 job_variables={"working_dir": str(REPO)}).apply(work_pool_name=POOL)
 
@@ -141,6 +141,20 @@ def test_runs_start_in_a_child_of_the_preloaded_forkserver(warm):
         while Path(f"/proc/{seen['pid']}").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not Path(f"/proc/{seen['pid']}").exists()
+    # A run of a preloaded flow imports nothing more (the probes in tests/ are not preloaded: other
+    # tests' runs of them may be reported, and only them).
+    late = [line.split(": ", 1)[1] for line in warm.log.read_text().splitlines() if "had not preloaded" in line]
+    assert all(m == "tests" or m.startswith("tests.") for names in late for m in names.split(", ")), late
+
+
+def test_a_run_that_imports_what_was_not_preloaded_says_so_in_the_worker_log(warm):
+    run = warm.wait(warm.create("probe-late-import"))
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    deadline = time.monotonic() + 10
+    while "warm_late_module" not in warm.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [line] = [line for line in warm.log.read_text().splitlines() if "had not preloaded" in line and "warm_late_module" in line]
+    assert "tests.warm_late_module" in line.split("had not preloaded: ")[1].split(", "), line
 
 
 def test_cancel_kills_the_child_and_fires_the_hook(warm):

@@ -37,3 +37,8 @@ def suicide(marker_dir: str, how: str) -> None:
 @flow(name="probe-overrun", timeout_seconds=2)
 def overrun(marker_dir: str) -> None:
     time.sleep(30)
+
+
+@flow(name="probe-late-import")
+def late_import(marker_dir: str) -> None:
+    import tests.warm_late_module  # noqa: F401  (nothing preloads it: the child reports it)

@@ -8,6 +8,7 @@ a forked child would inherit it half-alive. ``THREADS_AFTER_PRELOAD`` records th
 
 from __future__ import annotations
 
+import importlib
 import os
 import runpy
 import sys
@@ -24,6 +25,8 @@ import numpy  # noqa: F401
 import pyproj  # noqa: F401
 import rasterio  # noqa: F401
 import shapely  # noqa: F401
+import PIL.Image
+from prefect.plugins import load_prefect_collections
 
 import flows.bandmath  # noqa: F401
 import flows.jpeg  # noqa: F401
@@ -31,8 +34,33 @@ import flows.lbe  # noqa: F401
 import flows.monitor  # noqa: F401
 import flows.mt_stats  # noqa: F401
 import flows.noop  # noqa: F401
+import flows.recover  # noqa: F401
+
+# What a run would otherwise import on first use, every run again (measured with the report at the
+# end of run_flow_run; on PostgreSQL the driver alone was 0.3 CPU-s a run): Prefect's engine-side
+# lazy imports, our database drivers, the S3 store, numpy.ma (rasterio's writer), httpx's IDNA,
+# the schedules' croniter.
+# Importing any of them starts no thread and opens nothing.
+LAZY_IMPORTS = (
+    "prefect.runner", "prefect.deployments.steps", "prefect.deployments.steps.pull", "prefect.deployments.steps.utility",
+    "prefect.utilities.visualization", "prefect.locking._filelock", "prefect._internal.installation",
+    "prefect._internal.integrations", "prefect._internal.observers", "prefect._internal.infrastructure_exit_codes",
+    "prefect._internal._observation_delivery", "anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled",
+    "anyio.streams.tls", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite", "psycopg", "sqlite3",
+    "numpy.ma", "encodings.idna", "stringprep", "ctypes.util", "multiprocessing.popen_fork", "multiprocessing.popen_forkserver",
+    "eotasks.warm.forkserver", "boto3", "botocore.config", "s3fs", "fsspec.implementations.local", "rich._emoji_codes",
+    "prefect._vendor.croniter", "prefect._internal.pytz", "pytz", "curses", "boto3.s3.inject", "boto3.s3.transfer",
+)
+for _name in LAZY_IMPORTS:
+    importlib.import_module(_name)
+# Prefect imports every installed collection (prefect-aws, prefect-dask and their dependencies,
+# about 0.85 CPU-s) the first time a run loads a block: the production topology's result storage
+# and store are blocks. Pillow registers its image formats on the first save.
+load_prefect_collections()
+PIL.Image.init()
 
 PRELOADED = True
+PRELOADED_MODULES = frozenset(sys.modules)
 THREADS_AFTER_PRELOAD = threading.active_count()
 WARM_MARKER = "EOTASKS_WARM_CHILD"
 
@@ -69,7 +97,19 @@ def run_flow_run(env: dict[str, str], cwd: str, flow_run_id: str) -> None:
     with warnings.catch_warnings():
         # runpy warns that prefect.engine is already imported: it is, on purpose (preloaded).
         warnings.simplefilter("ignore", RuntimeWarning)
-        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+        try:
+            runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+        finally:
+            report_late_imports()
+
+
+def report_late_imports() -> None:
+    """One stderr line (the worker's log) naming what this run imported that the forkserver had not:
+    each such module costs every run its import again, so LAZY_IMPORTS should take it."""
+    late = sorted(set(sys.modules) - PRELOADED_MODULES)
+    if late:
+        print(f"eotasks-warm: this run imported {len(late)} module(s) the forkserver had not preloaded: "
+              f"{', '.join(late)}", file=sys.stderr, flush=True)
 
 
 def beat(flow_run_id: str, period: int) -> None:
