@@ -88,3 +88,34 @@ def test_forkserver_internals_our_launch_copies():
                      "forkserver.read_signed(self.sentinel)"):
         assert fragment in source
     assert hasattr(multiprocessing.forkserver._forkserver, "_forkserver_pid")
+
+
+def test_clients_use_a_given_tls_context_and_children_share_one(monkeypatch):
+    """Prefect's clients take ``httpx_settings["verify"]`` as given when it is an SSLContext (what
+    share_prefect_tls_context relies on); with the preload, building clients builds no context, a
+    caller's own ``verify`` is kept, and PREFECT_API_TLS_INSECURE_SKIP_VERIFY still turns checks off."""
+    import ssl
+
+    from prefect.client.orchestration import PrefectClient, SyncPrefectClient
+    from prefect.settings import PREFECT_API_TLS_INSECURE_SKIP_VERIFY, temporary_settings
+
+    import eotasks.warm.child  # noqa: F401  (the preload installs the shared context)
+
+    for cls in (PrefectClient, SyncPrefectClient):
+        original = cls.__init__.__kwdefaults__["_original"]
+        assert "isinstance(tls_verify, ssl.SSLContext)" in inspect.getsource(original)
+        assert 'httpx_settings.setdefault("verify", ctx)' in inspect.getsource(original)
+
+    made = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: made.append(k) or real(*a, **k))
+
+    def context_of(client) -> ssl.SSLContext:
+        return client._client._transport._pool._ssl_context
+
+    a, b = SyncPrefectClient("http://127.0.0.1:9/api"), PrefectClient("http://127.0.0.1:9/api")
+    assert made == [] and context_of(a) is context_of(b) and context_of(a).verify_mode == ssl.CERT_REQUIRED
+    own = real()
+    assert context_of(SyncPrefectClient("http://127.0.0.1:9/api", httpx_settings={"verify": own})) is own
+    with temporary_settings({PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True}):
+        assert context_of(SyncPrefectClient("http://127.0.0.1:9/api")).verify_mode == ssl.CERT_NONE

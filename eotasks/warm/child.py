@@ -59,6 +59,47 @@ for _name in LAZY_IMPORTS:
 load_prefect_collections()
 PIL.Image.init()
 
+
+
+def share_prefect_tls_context() -> None:
+    """Every Prefect client builds its TLS context from the CA bundle (``ssl.create_default_context
+    (cafile=...)``, 30 ms each, two clients a run) even for an http:// API. Built here once per CA
+    file, in the forkserver for the default bundle, and handed to the clients through their own
+    ``httpx_settings["verify"]``, which Prefect uses as given (a changed CA file is read when the
+    worker restarts); the recipe is Prefect's own, and with
+    PREFECT_API_TLS_INSECURE_SKIP_VERIFY or a ``verify`` of the caller's, nothing changes.
+    tests/test_warm_contract.py pins what this relies on."""
+    import ssl
+
+    import certifi
+    from prefect.client.orchestration import PrefectClient, SyncPrefectClient
+    from prefect.settings import PREFECT_API_SSL_CERT_FILE, PREFECT_API_TLS_INSECURE_SKIP_VERIFY
+
+    contexts: dict[str, ssl.SSLContext] = {}
+
+    def verified(cafile: str) -> ssl.SSLContext:
+        if cafile not in contexts:
+            contexts[cafile] = ssl.create_default_context(cafile=cafile)
+        return contexts[cafile]
+
+    verified(PREFECT_API_SSL_CERT_FILE.value() or certifi.where())  # what a child will ask for
+    for cls in (PrefectClient, SyncPrefectClient):
+        if getattr(cls.__init__, "_eotasks_shared_tls", False):
+            continue
+        original = cls.__init__
+
+        def __init__(self, api, *args, httpx_settings=None, _original=original, **kwargs):  # noqa: ANN001, N807
+            if not PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value() and "verify" not in (httpx_settings or {}):
+                cafile = PREFECT_API_SSL_CERT_FILE.value() or certifi.where()
+                httpx_settings = {**(httpx_settings or {}), "verify": verified(cafile)}
+            _original(self, api, *args, httpx_settings=httpx_settings, **kwargs)
+
+        __init__._eotasks_shared_tls = True  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+share_prefect_tls_context()
+
 PRELOADED = True
 PRELOADED_MODULES = frozenset(sys.modules)
 THREADS_AFTER_PRELOAD = threading.active_count()
