@@ -73,9 +73,7 @@ def process_cpu() -> dict[int, tuple[str, float]]:
             part = "gateway"
         elif "worker start" in cmd or "deployments.serve" in cmd or "stock_serve" in cmd:
             part = "worker"
-        elif "forkserver" in cmd or "multiprocessing" in cmd:
-            part = "flow runs (forkserver and its children)"
-        elif "python" in cmd and "bench/api.py" not in cmd:
+        elif "python" in cmd and "bench/api.py" not in cmd:  # the forkserver and the runs it forked
             part = "flow runs (forkserver and its children)"
         else:
             continue  # this benchmark's own client, and the rest of the machine

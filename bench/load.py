@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from common import POLYGON, REPO, SAMPLE, VIEW_ID  # noqa: E402  (puts the repository on sys.path)
+from common import POLYGON, REPO, SAMPLE, VIEW_ID  # noqa: E402, F401  (puts the repository on sys.path)
 
 from eotasks.catalog.demo import demo_fields, generate_demo  # noqa: E402
 from eotasks.catalog.ingest import ingest_folder  # noqa: E402

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from eotasks.settings import get_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 from pyproj import Transformer
-from shapely.geometry import box, mapping, shape
+from shapely.geometry import shape
 
 from eotasks.models import AOIParams
 from eotasks.raster.aoi import aoi_from_bbox, geodesic_area_km2, to_crs

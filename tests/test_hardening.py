@@ -4,7 +4,6 @@ or a log line, the signing secret's file mode, clients told sentences instead of
 from __future__ import annotations
 
 import logging
-import os
 import stat
 import threading
 import tracemalloc
