@@ -150,3 +150,91 @@ def test_catalog_ls_shows_each_bands_scaling(tmp_path, sqlite_url, monkeypatch, 
     out = capsys.readouterr().out
     assert "B10" in out and "value = DN x 0.00341802 + 149  (kelvin)" in out
     assert "value = DN x 2.75e-05 + -0.2  (reflectance)" in out
+
+
+# The layout of a real Collection 2 Level-2 MTL (LC08_L2SP_..._MTL.txt, abridged to the groups that
+# carry factors, in the order USGS writes them): the Level-2 groups come first, and the Level-1
+# product it was made from is described further down with the same key names and other values.
+MTL_L2 = """GROUP = LANDSAT_METADATA_FILE
+  GROUP = PRODUCT_CONTENTS
+    ORIGIN = "Image courtesy of the U.S. Geological Survey"
+    LANDSAT_PRODUCT_ID = "LC08_L2SP_014034_20230615_20230622_02_T1"
+    PROCESSING_LEVEL = "L2SP"
+    COLLECTION_NUMBER = 02
+    FILE_NAME_BAND_4 = "LC08_L2SP_014034_20230615_20230622_02_T1_SR_B4.TIF"
+    FILE_NAME_BAND_5 = "LC08_L2SP_014034_20230615_20230622_02_T1_SR_B5.TIF"
+    FILE_NAME_BAND_ST_B10 = "LC08_L2SP_014034_20230615_20230622_02_T1_ST_B10.TIF"
+  END_GROUP = PRODUCT_CONTENTS
+  GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS
+    REFLECTANCE_MAXIMUM_BAND_4 = 1.602213
+    REFLECTANCE_MINIMUM_BAND_4 = -0.199972
+    QUANTIZE_CAL_MAX_BAND_4 = 65535
+    QUANTIZE_CAL_MIN_BAND_4 = 1
+    REFLECTANCE_MULT_BAND_4 = 2.75e-05
+    REFLECTANCE_MULT_BAND_5 = 2.75e-05
+    REFLECTANCE_ADD_BAND_4 = -0.2
+    REFLECTANCE_ADD_BAND_5 = -0.2
+  END_GROUP = LEVEL2_SURFACE_REFLECTANCE_PARAMETERS
+  GROUP = LEVEL2_SURFACE_TEMPERATURE_PARAMETERS
+    TEMPERATURE_MAXIMUM_BAND_ST_B10 = 372.999941
+    TEMPERATURE_MINIMUM_BAND_ST_B10 = 149.003418
+    TEMPERATURE_MULT_BAND_ST_B10 = 0.00341802
+    TEMPERATURE_ADD_BAND_ST_B10 = 149.0
+  END_GROUP = LEVEL2_SURFACE_TEMPERATURE_PARAMETERS
+  GROUP = LEVEL1_PROCESSING_RECORD
+    LANDSAT_PRODUCT_ID = "LC08_L1TP_014034_20230615_20230622_02_T1"
+    PROCESSING_LEVEL = "L1TP"
+  END_GROUP = LEVEL1_PROCESSING_RECORD
+  GROUP = LEVEL1_RADIOMETRIC_RESCALING
+    RADIANCE_MULT_BAND_4 = 9.8436E-03
+    RADIANCE_MULT_BAND_10 = 3.3420E-04
+    RADIANCE_ADD_BAND_4 = -49.21810
+    RADIANCE_ADD_BAND_10 = 0.10000
+    REFLECTANCE_MULT_BAND_4 = 2.0000E-05
+    REFLECTANCE_MULT_BAND_5 = 2.0000E-05
+    REFLECTANCE_ADD_BAND_4 = -0.100000
+    REFLECTANCE_ADD_BAND_5 = -0.100000
+  END_GROUP = LEVEL1_RADIOMETRIC_RESCALING
+  GROUP = LEVEL1_THERMAL_CONSTANTS
+    K1_CONSTANT_BAND_10 = 774.8853
+    K2_CONSTANT_BAND_10 = 1321.0789
+  END_GROUP = LEVEL1_THERMAL_CONSTANTS
+END_GROUP = LANDSAT_METADATA_FILE
+END
+"""
+
+
+def _mtl_json(text: str) -> str:
+    """The same MTL in USGS's JSON form (``*_MTL.json``): nested objects, one per group."""
+    import json
+
+    from eotasks.catalog.scaling import parse_mtl
+
+    groups = parse_mtl(text)
+    inner = {name: values for name, values in groups.items() if name not in ("", "LANDSAT_METADATA_FILE")}
+    return json.dumps({"LANDSAT_METADATA_FILE": inner})
+
+
+@pytest.mark.parametrize("form", ["txt", "json"])
+def test_landsat_c2_level2_folder_with_a_real_mtl_gets_surface_reflectance(tmp_path, sqlite_url, form):
+    folder = tmp_path / f"l2-{form}"
+    write_bands(folder, {"SR_B4": 20000, "SR_B5": 30000, "ST_B10": 44000}, res=30.0, prefix=f"{L2_ID}_")
+    (folder / f"{L2_ID}_MTL.{form}").write_text(MTL_L2 if form == "txt" else _mtl_json(MTL_L2))
+    record = ingest_folder(folder, "landsat8", view_id=f"L8/{L2_ID}", url=sqlite_url)
+    assert (record.assets["B4"]["scale"], record.assets["B4"]["offset"]) == (2.75e-5, -0.2)
+    assert record.assets["B10"]["unit"] == "kelvin" and (record.assets["B10"]["scale"], record.assets["B10"]["offset"]) == (0.00341802, 149.0)
+    [program] = compile_expressions("B4", SENSORS["landsat8"])
+    cropped = crop_to_aoi(scene_assets(record), ["B4"], None, mask_outside=False)
+    values, _ = evaluate_program(program, cropped)
+    assert values[0, 0] == pytest.approx(0.35, abs=1e-12)  # 20000 x 2.75e-5 - 0.2, not Level-1's 0.30
+    red, nir = 20000 * 2.75e-5 - 0.2, 30000 * 2.75e-5 - 0.2
+    assert ndvi_of(record) == pytest.approx((nir - red) / (nir + red), abs=1e-12)
+
+
+def test_landsat_c2_level1_folder_reads_the_level1_groups_of_the_same_layout(tmp_path, sqlite_url):
+    folder = tmp_path / "l1-real"
+    write_bands(folder, {"B4": 20000, "B10": 20000}, res=30.0, prefix=f"{L1_ID}_")
+    (folder / f"{L1_ID}_MTL.txt").write_text(MTL_L2.replace("L2SP", "L1TP"))
+    record = ingest_folder(folder, "landsat8", view_id=f"L8/{L1_ID}", url=sqlite_url)
+    assert (record.assets["B4"]["scale"], record.assets["B4"]["offset"]) == (2e-5, -0.1)
+    assert record.assets["B10"]["unit"] == "radiance" and record.assets["B10"]["constants"] == {"K1": 774.8853, "K2": 1321.0789}

@@ -58,10 +58,15 @@ def folder_scaling(folder: Path, sensor: Sensor, scene, files: dict[str, Path]) 
             return s2_from_mtd(mtd.read_text())[1]
         return {b: BandScaling(1e-4, s2_offset(scene.date)) for b in files}
     mtl = next((p for n, p in metadata.items() if n.endswith(("_MTL.TXT", "_MTL.JSON"))), None)
-    from_mtl = landsat_from_mtl(mtl.read_text()) if mtl is not None else {}
-    product = scene.product_id or ""
-    level = "L2" if re.search(r"_L2S[PR]_", product) else "L1"
-    return {b: from_mtl.get(b) or landsat_default(b, level, scene.collection, files[b].name) for b in files}
+    text = mtl.read_text() if mtl is not None else None
+    product_level = "L2" if re.search(r"_L2S[PR]_", scene.product_id or "") else "L1"
+    out: dict[str, BandScaling] = {}
+    for band, path in files.items():
+        # A Level-2 file says so in its name (SR_B4, ST_B10); its factors are the Level-2 groups'.
+        level = "L2" if re.search(r"(?:^|_)(?:SR|ST)_B\d", path.name.upper()) else product_level
+        from_mtl = landsat_from_mtl(text, level) if text is not None else {}
+        out[band] = from_mtl.get(band) or landsat_default(band, level, scene.collection, path.name)
+    return out
 
 
 def ingest_folder(

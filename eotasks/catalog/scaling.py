@@ -74,46 +74,91 @@ def s2_from_mtd(text: str) -> tuple[str | None, dict[str, BandScaling]]:
     return baseline, out
 
 
-def parse_mtl(text: str) -> dict[str, str]:
-    """Every KEY = value of a Landsat MTL (text or JSON form), flattened."""
+def parse_mtl(text: str) -> dict[str, dict[str, str]]:
+    """A Landsat MTL (text or JSON form) as its groups: group name -> its own KEY = value pairs.
+
+    Keys repeat across groups with different meanings: a Collection 2 Level-2 MTL has
+    ``REFLECTANCE_MULT_BAND_4`` in ``LEVEL2_SURFACE_REFLECTANCE_PARAMETERS`` (2.75e-5, for the SR_*
+    files) and again in ``LEVEL1_RADIOMETRIC_RESCALING`` (2e-5, for the Level-1 product it was made
+    from). Flattening would keep whichever comes last, so nothing here is flattened. Keys outside
+    any group land under ``""``."""
     text = text.strip()
+    groups: dict[str, dict[str, str]] = {}
     if text.startswith("{"):
-        flat: dict[str, str] = {}
-
-        def walk(node):
-            for k, v in node.items():
-                if isinstance(v, dict):
-                    walk(v)
+        def walk(name: str, node: dict) -> None:
+            own = groups.setdefault(name, {})
+            for key, value in node.items():
+                if isinstance(value, dict):
+                    walk(key, value)
                 else:
-                    flat[k] = str(v)
-        walk(json.loads(text))
-        return flat
-    out = {}
+                    own[key] = str(value)
+        walk("", json.loads(text))
+        return groups
+    stack = [""]
+    groups[""] = {}
     for line in text.splitlines():
-        if "=" in line:
-            k, _, v = line.partition("=")
-            out[k.strip()] = v.strip().strip('"')
-    return out
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip().strip('"')
+        if key == "GROUP":
+            stack.append(value)
+            groups.setdefault(value, {})
+        elif key == "END_GROUP":
+            if len(stack) > 1:
+                stack.pop()
+        else:
+            groups[stack[-1]][key] = value
+    return groups
 
 
-def landsat_from_mtl(text: str) -> dict[str, BandScaling]:
-    """Our band name -> scaling, from a Collection 1/2 Level-1 or Level-2 MTL."""
-    mtl = parse_mtl(text)
+# Where each kind of factor lives, by product level, most specific group first. Collection 1 and
+# pre-collection MTLs call the Level-1 groups RADIOMETRIC_RESCALING and TIRS_THERMAL_CONSTANTS; a
+# file without groups (hand-written, or an old flat form) is read as one group.
+_L1_RESCALING = ("LEVEL1_RADIOMETRIC_RESCALING", "RADIOMETRIC_RESCALING")
+_L1_THERMAL = ("LEVEL1_THERMAL_CONSTANTS", "TIRS_THERMAL_CONSTANTS", "THERMAL_CONSTANTS", *_L1_RESCALING)
+_L2_REFLECTANCE = ("LEVEL2_SURFACE_REFLECTANCE_PARAMETERS",)
+_L2_TEMPERATURE = ("LEVEL2_SURFACE_TEMPERATURE_PARAMETERS",)
+
+
+def _group(groups: dict[str, dict[str, str]], names: tuple[str, ...]) -> dict[str, str]:
+    for name in names:
+        if name in groups:
+            return groups[name]
+    if set(groups) <= {""}:  # no groups at all: the flat form
+        return groups.get("", {})
+    return {}
+
+
+def landsat_from_mtl(text: str, level: str) -> dict[str, BandScaling]:
+    """Our band name -> scaling for the files of ``level`` ("L1" or "L2"), from a Collection 1/2
+    Level-1 or Level-2 MTL: each factor taken from the group that describes those files."""
+    groups = parse_mtl(text)
     out: dict[str, BandScaling] = {}
-    for key, value in mtl.items():
+    if level == "L2":
+        reflectance = _group(groups, _L2_REFLECTANCE)
+        for key, value in reflectance.items():
+            m = re.fullmatch(r"REFLECTANCE_MULT_BAND_(\d+)", key)
+            if m and f"REFLECTANCE_ADD_BAND_{m[1]}" in reflectance:
+                out[f"B{m[1]}"] = BandScaling(float(value), float(reflectance[f"REFLECTANCE_ADD_BAND_{m[1]}"]))
+        temperature = _group(groups, _L2_TEMPERATURE)
+        for key, value in temperature.items():
+            m = re.fullmatch(r"TEMPERATURE_MULT_BAND_ST_B(\d+)", key)
+            if m and f"TEMPERATURE_ADD_BAND_ST_B{m[1]}" in temperature:
+                out[f"B{m[1]}"] = BandScaling(float(value), float(temperature[f"TEMPERATURE_ADD_BAND_ST_B{m[1]}"]), "kelvin")
+        return out
+    rescaling = _group(groups, _L1_RESCALING)
+    thermal = _group(groups, _L1_THERMAL)
+    for key, value in rescaling.items():
         m = re.fullmatch(r"REFLECTANCE_MULT_BAND_(\d+)", key)
-        if m and f"REFLECTANCE_ADD_BAND_{m[1]}" in mtl:
-            out[f"B{m[1]}"] = BandScaling(float(value), float(mtl[f"REFLECTANCE_ADD_BAND_{m[1]}"]))
-    for key, value in mtl.items():
-        m = re.fullmatch(r"TEMPERATURE_MULT_BAND_ST_B(\d+)", key)
-        if m and f"TEMPERATURE_ADD_BAND_ST_B{m[1]}" in mtl:
-            out[f"B{m[1]}"] = BandScaling(float(value), float(mtl[f"TEMPERATURE_ADD_BAND_ST_B{m[1]}"]), "kelvin")
-    for key, value in mtl.items():
+        if m and f"REFLECTANCE_ADD_BAND_{m[1]}" in rescaling:
+            out[f"B{m[1]}"] = BandScaling(float(value), float(rescaling[f"REFLECTANCE_ADD_BAND_{m[1]}"]))
+    for key, value in rescaling.items():
         m = re.fullmatch(r"RADIANCE_MULT_BAND_(\d+)", key)
         band = f"B{m[1]}" if m else None
-        if band and band not in out and f"RADIANCE_ADD_BAND_{m[1]}" in mtl:
-            extra = {k: float(mtl[f"{k}_CONSTANT_BAND_{m[1]}"]) for k in ("K1", "K2") if f"{k}_CONSTANT_BAND_{m[1]}" in mtl}
-            out[band] = BandScaling(float(value), float(mtl[f"RADIANCE_ADD_BAND_{m[1]}"]), "radiance", extra)
+        if m and band not in out and f"RADIANCE_ADD_BAND_{m[1]}" in rescaling:
+            extra = {k: float(thermal[f"{k}_CONSTANT_BAND_{m[1]}"]) for k in ("K1", "K2") if f"{k}_CONSTANT_BAND_{m[1]}" in thermal}
+            out[f"B{m[1]}"] = BandScaling(float(value), float(rescaling[f"RADIANCE_ADD_BAND_{m[1]}"]), "radiance", extra)
     return out
 
 
