@@ -133,3 +133,38 @@ def test_stac_api_search_with_pystac_client(scenes_on_s3, tmp_path):
     assert problems == [] and len(records) == 2
     assert seen and seen[0]["collections"] == ["sentinel-2-l2a", "landsat-c2-l2"] and seen[0]["bbox"] == [-75.46, 37.78, -75.40, 37.83]
     check_ingested(records, local)
+
+
+def test_a_self_contained_catalogue_with_relative_hrefs(tmp_path, sqlite_url):
+    """pystac's SELF_CONTAINED catalogue writes ``"href": "./B04.tif"``; tasks on it read the files."""
+    import numpy as np
+    import rasterio
+
+    from eotasks.catalog.scenes import scene_assets
+    from eotasks.raster.crop import crop_to_aoi
+
+    [local] = generate_demo(tmp_path / "demo", s2_scenes=1, landsat_scenes=0, url=sqlite_url)
+    catalog = pystac.Catalog("shipped", "a catalogue shipped as a folder")
+    item = pystac.Item(f"S2B_18SVG_{local.date:%Y%m%d}_0_L2A", local.footprint, None,
+                       dt.datetime.combine(local.date, dt.time(15, 50), dt.timezone.utc),
+                       {"platform": "sentinel-2b", "proj:code": "EPSG:32618"}, collection="sentinel-2-l2a")
+    catalog.add_item(item)
+    out = tmp_path / "catalogue"
+    catalog.normalize_hrefs(str(out))
+    item_dir = out / item.id
+    item_dir.mkdir(parents=True)
+    for band, key in S2_KEYS.items():
+        (item_dir / f"{band}.tif").write_bytes(open(local.assets[band]["href"], "rb").read())
+        spec = local.assets[band]
+        item.add_asset(key, pystac.Asset(f"./{band}.tif", media_type=pystac.MediaType.COG, extra_fields={"raster:bands": [
+            {"scale": spec["scale"], "offset": spec["offset"], "nodata": spec["nodata"], "spatial_resolution": spec["resolution"]}]}))
+    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    saved = json.loads((item_dir / f"{item.id}.json").read_text())
+    assert saved["assets"]["red"]["href"] == "./B04.tif"  # what a shipped catalogue really holds
+
+    [record], problems = ingest_static_catalog(str(out / "catalog.json"), sqlite_url)
+    assert not problems and record.assets["B04"]["href"] == str(item_dir / "B04.tif")
+    cropped = crop_to_aoi(scene_assets(record), ["B04", "B08"], None, mask_outside=False)
+    for band in ("B04", "B08"):
+        with rasterio.open(item_dir / f"{band}.tif") as src:
+            np.testing.assert_array_equal(cropped.data[band], src.read(1))

@@ -87,6 +87,18 @@ def _default_scaling(item: pystac.Item, sensor: Sensor, scene, band: str, key: s
     return landsat_default(band, level, scene.collection or "02", key)
 
 
+def asset_href(asset: pystac.Asset) -> str:
+    """Where the asset really is. A self-contained catalogue (pystac's ``SELF_CONTAINED``, the usual
+    way to ship one) writes ``"./red.tif"``, relative to the item's own file: that is resolved
+    against the item's location, so the catalogue holds a path or URL GDAL can open from anywhere."""
+    href = asset.get_absolute_href() or asset.href
+    if "://" not in href and not href.startswith("/vsi"):
+        from pathlib import Path
+
+        href = str(Path(href).resolve())
+    return href
+
+
 def record_from_item(item: pystac.Item) -> SceneRecord:
     sensor = _sensor(item)
     view_id, platform = _view_id(item, sensor)
@@ -104,7 +116,7 @@ def record_from_item(item: pystac.Item) -> SceneRecord:
         offset = raster.get("offset", default.offset)
         unit = {"K": "kelvin", "kelvin": "kelvin"}.get(str(raster.get("unit", "")), default.unit) if info.spectral else "DN"
         resolution = raster.get("spatial_resolution") or asset.extra_fields.get("gsd") or info.resolution
-        assets[band] = asset_spec(asset.href, resolution, scale, offset, raster.get("nodata", sensor.default_nodata), info.spectral, unit)
+        assets[band] = asset_spec(asset_href(asset), resolution, scale, offset, raster.get("nodata", sensor.default_nodata), info.spectral, unit)
     if not assets:
         raise ValueError(f"STAC item {item.id}: no asset names a band of {sensor.name}")
     mask = next((b for b in (sensor.mask_band, "QA_PIXEL", "BQA") if b and b in assets), None)
