@@ -123,9 +123,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     from eotasks.catalog.ingest import ingest_folder
     from eotasks.catalog.scenes import get_scene
     from eotasks.db import create_api_key, init_db
-    from eotasks.launcher import Service, service_env
+    from eotasks.launcher import PortInUse, Service, require_free_port, service_env
 
     settings = get_settings()
+    try:  # before anything starts: another program's health check would answer for ours
+        require_free_port(settings.host, settings.port, "EOTASKS_PORT")
+        require_free_port("127.0.0.1", settings.prefect_port, "EOTASKS_PREFECT_PORT")
+    except PortInUse as exc:
+        print(f"eotasks up: {exc}", file=sys.stderr)
+        return 1
     data_dir = settings.resolved_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     env = service_env(data_dir, settings.prefect_port)

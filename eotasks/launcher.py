@@ -1,7 +1,10 @@
 """Start and stop the embedded default: Prefect server (SQLite), served deployments, gateway.
 
 Used by ``eotasks up`` and by the end-to-end tests, so both run exactly the same processes.
-Each process is stopped by its process id: SIGTERM, then SIGKILL after a grace period.
+Each component runs under ``eotasks.supervised``, the leader of its own process group, which takes
+the whole group down when it is stopped or when its starter dies: SIGTERM, then SIGKILL after a
+grace period. So a stopped service leaves no process behind (a forkserver, its resource tracker,
+a flow-run child), whatever it was doing and however the starter ended.
 """
 
 from __future__ import annotations
@@ -23,6 +26,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class PortInUse(RuntimeError):
+    """A port the service must listen on is taken: nothing is started."""
+
+
+def require_free_port(host: str, port: int, variable: str) -> None:
+    """Refuse to start on a port another program holds: its health check would answer for ours."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"port {port} on {host} is already in use ({exc.strerror}): another eotasks or another program "
+                            f"holds it; stop that, or choose a free port with {variable}=<port>") from None
+
+
+def log_tail(path: Path, lines: int = 3) -> str:
+    """The last lines of a component's log: why it stopped, in the supervisor's own message."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
 def service_env(data_dir: Path, prefect_port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -66,13 +95,15 @@ def service_env(data_dir: Path, prefect_port: int, extra: dict[str, str] | None 
     return env
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, what: str = "", log: Path | None = None) -> None:
+    """Wait until ``url`` answers, while ``proc`` (the process that should answer it) lives."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what or url} exited with code {proc.returncode} before it was ready")
+            why = log_tail(log) if log is not None else ""
+            raise RuntimeError(f"{what or url} exited with code {proc.returncode} before it was ready{': ' + why if why else ''}")
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
+            if httpx.get(url, timeout=2).status_code < 500 and (proc is None or proc.poll() is None):
                 return
         except httpx.HTTPError:
             pass
@@ -92,7 +123,8 @@ class Service:
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        supervised = [sys.executable, "-m", "eotasks.supervised", "--", *args]
+        proc = subprocess.Popen(supervised, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs = [(n, p) for n, p in self.procs if n != name] + [(name, proc)]
         self.args[name] = args
         return proc
@@ -107,7 +139,9 @@ class Service:
             delay, not_before = backoff.get(name, (1.0, 0.0))
             if now < not_before:
                 continue
-            log(f"{name} exited with code {proc.returncode}; restarting it (see {self.log_dir / (name + '.log')})")
+            why = log_tail(self.log_dir / f"{name}.log")
+            log(f"{name} exited with code {proc.returncode}{': ' + why if why else ''}; restarting it "
+                f"(see {self.log_dir / (name + '.log')})")
             self.start(name, self.args[name])
             backoff[name] = (min(delay * 2, 60.0), now + delay)
         for name, (delay, not_before) in list(backoff.items()):
@@ -123,8 +157,9 @@ class Service:
             time.sleep(interval)
 
     def start_prefect_server(self, port: int, timeout: float = 120) -> subprocess.Popen:
+        require_free_port("127.0.0.1", port, "EOTASKS_PREFECT_PORT")
         proc = self.start("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)])
-        wait_http(f"http://127.0.0.1:{port}/api/health", timeout, proc, "Prefect server")
+        wait_http(f"http://127.0.0.1:{port}/api/health", timeout, proc, "Prefect server", self.log_dir / "prefect-server.log")
         return proc
 
     def start_serve(self, deployment_names: list[str], timeout: float = 90) -> subprocess.Popen:
@@ -144,8 +179,9 @@ class Service:
         raise TimeoutError("the served deployments did not appear")
 
     def start_gateway(self, host: str, port: int, timeout: float = 60) -> subprocess.Popen:
+        require_free_port(host, port, "EOTASKS_PORT")
         proc = self.start("gateway", [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", host, "--port", str(port), "--log-level", "info"])
-        wait_http(f"http://{host}:{port}/health", timeout, proc, "gateway")
+        wait_http(f"http://{host}:{port}/health", timeout, proc, "gateway", self.log_dir / "gateway.log")
         return proc
 
     def stop(self, grace: float = 15) -> None:

@@ -18,9 +18,10 @@ from shapely.geometry import shape
 
 from eotasks.catalog.ids import parse_view_id
 from eotasks.errors import ExpressionError
+from eotasks.geojson import GeoJSONError, check_densified, densified_vertices, plain_geometry
 from eotasks.raster.aoi import aoi_from_bbox, geodesic_area_km2
-from eotasks.raster.expression import parse
-from eotasks.raster.indices import compile_expressions
+from eotasks.raster.expression import parse, split_expressions
+from eotasks.raster.indices import compile_expressions, require_a_band
 from eotasks.sensors import OPTICAL_SENSORS, normalize_sensor_name, sensor_by_name
 from eotasks.settings import get_settings
 
@@ -46,7 +47,10 @@ def _check_expressions(value: str, view_id: str | None, max_count: int | None = 
     if not value.strip():
         raise _err("expression", "must name at least one band, alias or expression")
     try:
-        count = len(parse(value, settings.max_expression_chars))
+        asts = parse(value, settings.max_expression_chars)
+        for source, ast in zip(split_expressions(value), asts):
+            require_a_band(source, ast)  # also when the view_id is bad: "1" is wrong on any scene
+        count = len(asts)
         if view_id is not None:
             compile_expressions(value, parse_view_id(view_id).sensor, settings.max_expression_chars, max_count or settings.max_expressions)
     except ExpressionError as exc:
@@ -55,6 +59,32 @@ def _check_expressions(value: str, view_id: str | None, max_count: int | None = 
         want = " or ".join(map(str, counts))
         raise _err("expression", "needs {want} expression(s), got {count}", want=want, count=count)
     return value
+
+
+def checked_geometry(value: Any) -> dict[str, Any]:
+    """A Polygon or MultiPolygon rebuilt from the client's JSON (no member of theirs survives), with
+    at most ``max_aoi_vertices`` vertices before and ``max_densified_vertices`` once densified for
+    reprojection, valid and with an area; a PydanticCustomError naming the problem otherwise."""
+    settings = get_settings()
+    try:
+        plain = plain_geometry(value, settings.max_aoi_vertices)
+        check_densified(plain, settings.max_densified_vertices)
+    except GeoJSONError as exc:
+        raise _err("geometry", "{reason}", reason=str(exc)) from None
+    try:
+        geom = shape(plain)
+    except Exception as exc:  # shapely raises many types on malformed coordinates
+        raise _err("geometry", "has malformed coordinates: {reason}", reason=str(exc)[:200]) from None
+    if geom.is_empty:
+        raise _err("geometry", "is empty")
+    minx, miny, maxx, maxy = geom.bounds
+    if not (-180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
+        raise _err("geometry", "has coordinates outside longitude -180..180 / latitude -90..90")
+    if not geom.is_valid:
+        raise _err("geometry", "is not a valid polygon: {reason}", reason=shapely.is_valid_reason(geom))
+    if geom.area == 0:
+        raise _err("geometry", "has no area")
+    return plain
 
 
 class _Params(BaseModel):
@@ -88,39 +118,11 @@ class AOIParams(_Params):
             raise _err("bbox", "needs minx < maxx and miny < maxy")
         return v
 
-    @field_validator("geometry")
+    @field_validator("geometry", mode="before")
     @classmethod
-    def _geometry(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is None:
-            return v
-        kind = v.get("type")
-        if kind == "Feature":
-            raise _err("geometry", "must be a bare GeoJSON geometry (Polygon or MultiPolygon), not a Feature")
-        if kind not in ("Polygon", "MultiPolygon"):
-            raise _err("geometry", "must be a GeoJSON Polygon or MultiPolygon, got {got}", got=repr(kind))
-        polygons = v.get("coordinates")
-        polygons = [polygons] if kind == "Polygon" else polygons
-        try:
-            rings = [ring for polygon in polygons for ring in polygon]
-            closed = all(len(r) >= 4 and list(r[0]) == list(r[-1]) for r in rings)
-        except TypeError:
-            raise _err("geometry", "has malformed coordinates") from None
-        if not rings or not closed:
-            raise _err("geometry", "has a ring that is not closed (a ring needs 4 or more positions, the last equal to the first)")
-        try:
-            geom = shape(v)
-        except Exception as exc:  # shapely raises many types on malformed coordinates
-            raise _err("geometry", "has malformed coordinates: {reason}", reason=str(exc)[:200]) from None
-        if geom.is_empty:
-            raise _err("geometry", "is empty")
-        minx, miny, maxx, maxy = geom.bounds
-        if not (-180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
-            raise _err("geometry", "has coordinates outside longitude -180..180 / latitude -90..90")
-        if not geom.is_valid:
-            raise _err("geometry", "is not a valid polygon: {reason}", reason=shapely.is_valid_reason(geom))
-        if geom.area == 0:
-            raise _err("geometry", "has no area")
-        return v
+    def _geometry(cls, v: Any) -> dict[str, Any] | None:
+        """The geometry rebuilt as plain GeoJSON of our own (see eotasks.geojson), valid and bounded."""
+        return None if v is None else checked_geometry(v)
 
     @field_validator("cropper_ref")
     @classmethod
@@ -322,18 +324,21 @@ class MtStatsParams(AOIParams):
             raise _err("percentiles", "must be numbers in [0, 100]")
         return v
 
-    @field_validator("fields")
+    @field_validator("fields", mode="before")
     @classmethod
-    def _fields(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _fields(cls, v: Any) -> dict[str, Any] | None:
+        """The FeatureCollection rebuilt: each feature's id as sent and its checked geometry, nothing
+        else of the client's (properties are not needed and are not passed on)."""
         if v is None:
             return v
-        if v.get("type") != "FeatureCollection" or not isinstance(v.get("features"), list) or not v["features"]:
+        if not isinstance(v, dict) or v.get("type") != "FeatureCollection" or not isinstance(v.get("features"), list) or not v["features"]:
             raise _err("fields", "must be a GeoJSON FeatureCollection with at least one feature")
-        limit = get_settings().max_fields
-        if len(v["features"]) > limit:
-            raise _err("fields", "has {n} features, more than the limit of {limit}", n=len(v["features"]), limit=limit)
+        settings = get_settings()
+        if len(v["features"]) > settings.max_fields:
+            raise _err("fields", "has {n} features, more than the limit of {limit}", n=len(v["features"]), limit=settings.max_fields)
         seen: set[Any] = set()
-        area_limit = get_settings().max_aoi_km2
+        features = []
+        densified = 0
         for i, feature in enumerate(v["features"]):
             where = f"fields[{i}]"
             if not isinstance(feature, dict) or feature.get("type") != "Feature":
@@ -344,16 +349,20 @@ class MtStatsParams(AOIParams):
             if fid in seen:
                 raise _err("fields", "{where} repeats the id {fid}", where=where, fid=repr(fid), field=where)
             seen.add(fid)
-            geometry = feature.get("geometry")
             try:
-                AOIParams._geometry(geometry if isinstance(geometry, dict) else {})
+                geometry = checked_geometry(feature.get("geometry"))
             except PydanticCustomError as exc:
                 raise _err("fields", "{where}: {reason}", where=where, reason=str(exc), field=where) from None
+            densified += densified_vertices(geometry)
+            if densified > settings.max_fields_densified_vertices:
+                raise _err("fields", "the fields would have more than {limit} vertices in all once densified for reprojection; send "
+                           "fewer or simpler fields", limit=f"{settings.max_fields_densified_vertices:,}", field=where)
             area = geodesic_area_km2(shape(geometry))
-            if area > area_limit:
+            if area > settings.max_aoi_km2:
                 raise _err("fields", "{where} covers {area} km², more than the limit of {limit} km²", where=where,
-                           area=round(area, 1), limit=area_limit, field=where)
-        return v
+                           area=round(area, 1), limit=settings.max_aoi_km2, field=where)
+            features.append({"type": "Feature", "id": fid, "geometry": geometry})
+        return {"type": "FeatureCollection", "features": features}
 
     def field_shapes(self) -> list[tuple[Any, shapely.Geometry]]:
         """(id as sent, lon/lat shape) of every field, in the order sent."""
@@ -516,10 +525,10 @@ class SearchFilters(BaseModel):
     shape: dict[str, Any] | None = None
     satellites: Annotated[list[str], Field(max_length=50)] | None = None
 
-    @field_validator("shape")
+    @field_validator("shape", mode="before")
     @classmethod
-    def _shape(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if v is None else AOIParams._geometry(v)
+    def _shape(cls, v: Any) -> dict[str, Any] | None:
+        return None if v is None else checked_geometry(v)
 
     @field_validator("satellites")
     @classmethod

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
 
     # Request limits.
     max_aoi_km2: float = 10_000.0
+    # Vertices of one AOI (or field) as sent, and once its edges are densified to 0.001 degrees for
+    # reprojection (a 10,000 km2 square has ~5,000); the fields of one request in all, densified.
+    max_aoi_vertices: int = 20_000
+    max_densified_vertices: int = 250_000
+    max_fields_densified_vertices: int = 2_000_000
     max_expression_chars: int = 2_000
     max_expressions: int = 10
     max_output_pixels: int = 50_000_000

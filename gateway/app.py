@@ -224,7 +224,7 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
         if not isinstance(geometry, dict):
             raise ApiError(400, "The body must be a GeoJSON Feature with a Polygon or MultiPolygon geometry", [("geometry", "missing")])
         try:
-            AOIParams(geometry=geometry)
+            geometry = AOIParams(geometry=geometry).geometry  # rebuilt: nothing of the client's JSON is stored
         except ValidationError as exc:
             details = errors.validation_details(list(exc.errors()))
             raise ApiError(400, f"Invalid geometry: {details[0]['problem']}", [(d["field"], d["problem"]) for d in details]) from None

@@ -254,6 +254,15 @@ BAD_REQUESTS = [
     ("mt_stats masking level 5", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "cloud_masking_level": 5, "geometry": POLY}}, 400, "params.cloud_masking_level"),
     ("mt_stats without AOI", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI"}}, 400, "params.geometry"),
     ("mt_stats cloud 101", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "max_cloud_cover_in_aoi": 101, "geometry": POLY}}, 400, "params.max_cloud_cover_in_aoi"),
+    # An expression that reads no band has no pixels to compute over (it failed later, after retries).
+    ("bandmath expression without a band", good(bm_type="1"), 400, "params.bm_type"),
+    ("bandmath second expression without a band", good(bm_type="NDVI, 2 * 3"), 400, "params.bm_type"),
+    ("jpeg expression without a band, bad view_id", {"type": "jpeg", "params": {"view_id": "bad", "bm_type": "1"}}, 400, "params.bm_type"),
+    ("mt_stats expression without a band", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "2 * 3", "geometry": POLY}}, 400, "params.bm_type"),
+    ("geometry with booleans for coordinates", good(geometry={"type": "Polygon", "coordinates": [[[True, 0], [1, 1], [1, 0], [True, 0]]]}), 400, "params.geometry"),
+    ("geometry over the vertex limit", good(geometry={"type": "Polygon", "coordinates": [
+        [[-75.65 + 0.05 * i / 20_001, 37.65 + 0.0001 * (i % 2)] for i in range(20_001)] + [[-75.60, 37.70], [-75.65, 37.65]]]}),
+     400, "params.geometry"),
 ]
 
 
@@ -472,3 +481,62 @@ def test_time_series_budget_counts_each_part():
     with pytest.raises(UserError) as info:
         check_time_series_task(wide, wide.aoi_shape())
     assert info.value.field == "params.bbox"
+
+
+def thin_strips(n: int = 60, span: float = 170.0) -> dict:
+    """A 7 KB MultiPolygon of very thin strips across 170 degrees of longitude: tiny in area, but
+    millions of vertices once densified for reprojection (it took 15.8 s and 1.7 GB to accept)."""
+    strips = []
+    for i in range(n):
+        lat = -60 + i * 2.0
+        strips.append([[[-85.0, lat], [-85.0 + span, lat], [-85.0 + span, lat + 1e-6], [-85.0, lat + 1e-6], [-85.0, lat]]])
+    return {"type": "MultiPolygon", "coordinates": strips}
+
+
+def test_a_thin_strip_multipolygon_is_refused_at_once(client, key):
+    import time
+
+    body = good(geometry=thin_strips())
+    start = time.monotonic()
+    r = post(client, key, body)
+    elapsed = time.monotonic() - start
+    assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.geometry", r.text
+    assert "densified" in r.json()["error"] and elapsed < 1.0, (elapsed, r.text)
+    mt = {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "geometry": thin_strips()}}
+    assert post(client, key, mt).status_code == 400
+    fields = {"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": thin_strips()}]}
+    r = post(client, key, {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "fields": fields}})
+    assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.fields[0]"
+
+
+TEMPLATE = {"__prefect_kind": "jinja", "template": "{{ 'x' * 30000000 }}"}
+VARIABLE = {"__prefect_kind": "workspace_variable", "variable_name": "secret"}
+
+
+def contains_prefect_kind(value) -> bool:
+    if isinstance(value, dict):
+        return any(str(k).startswith("__prefect") or contains_prefect_kind(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_prefect_kind(v) for v in value)
+    return False
+
+
+def test_client_json_reaches_prefect_only_as_plain_data_we_built(client, key, runs):
+    """Prefect renders any {"__prefect_kind": ...} in a run's parameters: nothing of the client's
+    dicts may get there, only the GeoJSON we rebuilt."""
+    geometry = {**POLY, "extra": TEMPLATE, "bbox": [-75.65, 37.64, -75.6, 37.7], "crs": VARIABLE}
+    r = post(client, key, good(geometry=geometry))
+    assert r.status_code == 202, r.text
+    sent = runs.created[-1]["params"]["geometry"]
+    assert sent == {"type": "Polygon", "coordinates": [[[float(x), float(y)] for x, y in POLY["coordinates"][0]]]}
+    fields = {"type": "FeatureCollection", "extra": TEMPLATE, "features": [
+        {"type": "Feature", "id": "a", "properties": {"name": TEMPLATE, "other": VARIABLE}, "geometry": {**POLY, "x": TEMPLATE}, "junk": VARIABLE},
+        {"type": "Feature", "properties": {"id": 7, "t": TEMPLATE}, "geometry": POLY}]}
+    body = {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "fields": fields}}
+    from eotasks.models import MtStatsParams
+
+    params = MtStatsParams.model_validate(body["params"]).model_dump(mode="json", exclude_none=True)
+    assert not contains_prefect_kind(params)
+    assert params["fields"] == {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "a", "geometry": sent}, {"type": "Feature", "id": 7, "geometry": sent}]}
+    assert all(not contains_prefect_kind(p) for p in runs.created)

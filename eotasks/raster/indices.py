@@ -124,12 +124,19 @@ def compile_expressions(text: str, sensor: Sensor, max_chars: int = 2_000, max_e
 
     programs = []
     for source, ast in zip(sources, asts):
+        require_a_band(source, ast)
         resolved = ex.substitute(ast, resolve)
         used = tuple(dict.fromkeys(n.name for n in ex.names(resolved)))
         programs.append(Program(source, resolved, used))
     # What is evaluated is the expanded tree: 499 x "EVI+" is ~9,000 terms, not 1,000.
     ex.check_size([p.ast for p in programs], expanded=True)
     return programs
+
+
+def require_a_band(source: str, ast: ex.Node) -> None:
+    """An expression must read something: ``"1"`` or ``"2 * 3"`` has no pixels to compute over."""
+    if not ex.names(ast):
+        raise ex.ExpressionError(f"Expression {source!r} uses no band: name at least one band, alias or index", token=source)
 
 
 def available_indices(sensor: Sensor) -> list[str]:
