@@ -28,9 +28,15 @@ def stage_from_task_runs(names: list[str]) -> str:
 
 
 def ended_answer(task_id: str, state_type: str, message: str | None, stage: str) -> dict[str, Any]:
+    """SPEC §1's answer for a run that failed or was cancelled, from its Prefect state."""
+    return failed_answer(task_id, TASK_TYPE_BY_STATE.get(state_type, "failed"), failure_message(state_type, message), stage)
+
+
+def failed_answer(task_id: str, task_type: str, error: str | None, stage: str) -> dict[str, Any]:
     """SPEC §1's answer for a task that failed or was cancelled (GET, DELETE and callbacks alike)."""
-    task_type = TASK_TYPE_BY_STATE.get(state_type, "failed")
-    return {"task_type": task_type, "status": task_type, "stage": stage, "error": failure_message(state_type, message), "task_id": task_id}
+    if task_type == "cancelled" and not error:
+        error = "The task was cancelled"
+    return {"task_type": task_type, "status": task_type, "stage": stage, "error": error or failure_message("FAILED", None), "task_id": task_id}
 
 
 def failure_message(state_type: str, message: str | None) -> str:

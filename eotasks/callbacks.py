@@ -8,6 +8,12 @@
   the certificate against the host name): a name that re-binds to 127.0.0.1 between the check and the
   connection never reaches loopback. IPv6 forms that embed IPv4 (NAT64 ``64:ff9b::/96``, 6to4
   ``2002::/16``, IPv4-mapped and -compatible) are judged by the IPv4 address inside.
+- **Off the event loop.** Name resolution blocks, so it runs on a few threads of its own, each
+  lookup within ``RESOLVE_TIMEOUT_S``: a slow resolver delays that one callback (or submission),
+  never another client's request, and never takes the gateway's worker threads.
+- **Encodable or refused.** A URL delivery could not put on the wire (a host that is not valid
+  IDNA, control characters, spaces) is refused at submission, and given up at once if one is found
+  in the outbox, never retried for ever.
 - **Bounded.** Each attempt has an overall deadline (connect, send, headers) and reads no body;
   attempts back off (10 s, 30 s, 90 s ...) up to ``EOTASKS_CALLBACK_RETRIES``, then the row is given up.
 """
@@ -20,15 +26,19 @@ import ipaddress
 import logging
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from eotasks.redact import redact_url
+from eotasks.redact import url_origin
 from eotasks.settings import get_settings
 
 log = logging.getLogger("eotasks.callbacks")
+RESOLVE_TIMEOUT_S = 5.0
+# Lookups that hang keep their thread (getaddrinfo cannot be interrupted): a pool of their own.
+_RESOLVERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="eotasks-dns")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -73,30 +83,75 @@ def _port(url: str) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def url_problem(url: str) -> str | None:
+    """Why delivery could not send to ``url`` at all, or None."""
+    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        return "must be an http:// or https:// URL with a host"
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an http:// or https:// URL with a host"
+    if parts.username or parts.password:
+        return "must not carry credentials"
+    try:
+        host.encode("idna").decode("ascii")
+        httpx.URL(url)
+    except (UnicodeError, httpx.InvalidURL, ValueError):
+        return "has a host or path that cannot be encoded (use an ASCII or valid IDNA host name)"
+    return None
+
+
 def check_callback_url(url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None) -> str | None:
-    """None when the URL may be called, else the reason it may not (the gateway's 400)."""
+    """None when the URL may be called, else the reason it may not (blocking; see the async form)."""
     reason, _ = pick_address(url, allow_private, resolver)
+    return reason
+
+
+async def check_callback_url_async(url: str, allow_private: bool | None = None,
+                                   resolver: Callable[[str, int], list[Address]] | None = None) -> str | None:
+    """The gateway's check at submission: the lookup on the resolver threads, within its timeout."""
+    reason, _ = await pick_address_async(url, allow_private, resolver)
     return reason
 
 
 def pick_address(url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None
                  ) -> tuple[str | None, Address | None]:
     """(reason refused, None) or (None, the one address to connect to), from a single resolution."""
-    allow = get_settings().callback_allow_private if allow_private is None else allow_private
+    problem = url_problem(url)
+    if problem:
+        return problem, None
+    host, port = urlsplit(url).hostname or "", _port(url)
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = _port(url)
-    except ValueError:
-        return "must be an http:// or https:// URL with a host", None
-    if parts.scheme not in ("http", "https") or not host:
-        return "must be an http:// or https:// URL with a host", None
-    if parts.username or parts.password:
-        return "must not carry credentials", None
-    try:
-        addresses = (resolver or resolve)(host, port)
+        addresses = (resolver or resolve)(host.encode("idna").decode("ascii"), port)
     except OSError:
         return f"host {host} does not resolve", None
+    return _judge(host, addresses, allow_private)
+
+
+async def pick_address_async(url: str, allow_private: bool | None = None,
+                             resolver: Callable[[str, int], list[Address]] | None = None) -> tuple[str | None, Address | None]:
+    """``pick_address`` with the lookup off the event loop, on the resolver threads, bounded in time."""
+    problem = url_problem(url)
+    if problem:
+        return problem, None
+    host, port = urlsplit(url).hostname or "", _port(url)
+    loop = asyncio.get_running_loop()
+    try:
+        addresses = await asyncio.wait_for(loop.run_in_executor(_RESOLVERS, resolver or resolve, host.encode("idna").decode("ascii"), port),
+                                           RESOLVE_TIMEOUT_S)
+    except TimeoutError:
+        return f"host {host} did not resolve within {RESOLVE_TIMEOUT_S:g} s", None
+    except OSError:
+        return f"host {host} does not resolve", None
+    return _judge(host, addresses, allow_private)
+
+
+def _judge(host: str, addresses: list[Address], allow_private: bool | None) -> tuple[str | None, Address | None]:
+    allow = get_settings().callback_allow_private if allow_private is None else allow_private
     if not addresses:
         return f"host {host} does not resolve", None
     if not allow:
@@ -110,9 +165,10 @@ async def deliver(url: str, body: dict[str, Any], deadline_s: float, allow_priva
                   resolver: Callable[[str, int], list[Address]] | None = None,
                   transport: httpx.AsyncBaseTransport | None = None) -> tuple[bool, str]:
     """One attempt: (delivered, what happened). Connects to the checked address only; reads no body."""
-    reason, addr = pick_address(url, allow_private, resolver)
+    reason, addr = await pick_address_async(url, allow_private, resolver)
     if reason:
         return False, f"refused: {reason}"
+    assert addr is not None
     parts = urlsplit(url)
     ip_host = f"[{addr}]" if addr.version == 6 else str(addr)
     netloc = f"{ip_host}:{_port(url)}"
@@ -207,8 +263,11 @@ async def send_due(db_url: str | None = None, resolver: Callable[[str, int], lis
     rows = await run_in_threadpool(_claim, utcnow(), settings.callback_deadline_s + 30, db_url)
 
     async def one(row: Any) -> None:
-        delivered, what = await deliver(row.url, row.body, settings.callback_deadline_s, resolver=resolver, transport=transport)
-        log.info("callback for task %s to %s: %s", row.task_id, redact_url(row.url), what)
+        try:
+            delivered, what = await deliver(row.url, row.body, settings.callback_deadline_s, resolver=resolver, transport=transport)
+        except Exception as exc:  # whatever it was, this attempt is over: counted, retried or given up
+            delivered, what = False, f"refused: {type(exc).__name__}" if isinstance(exc, (UnicodeError, ValueError)) else type(exc).__name__
+        log.info("callback for task %s to %s: %s", row.task_id, url_origin(row.url), what)
         await run_in_threadpool(_record, row.id, delivered, what, settings.callback_retries, db_url)
 
     await asyncio.gather(*(one(r) for r in rows))

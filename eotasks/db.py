@@ -50,9 +50,17 @@ class TaskRecord(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, index=True)
     body_hash: str | None = None
     callback_url: str | None = None
-    # The step a failed run failed at, written by the step itself as it fails: Prefect records task
-    # runs from events a moment later, and a GET right after the failure must not name an earlier step.
+    # What the run has reached, written by the run itself (eotasks.outcomes) as it goes: its stage
+    # (the step running, or the one a failed run failed at: Prefect records task runs from events a
+    # moment later, and a GET right after the failure must not name an earlier step), and once it
+    # has ended its status (finished, failed, cancelled), the client's error sentence and the
+    # result's files. An ended task is answered from here alone; it never changes again.
     stage: str | None = None
+    status: str | None = Field(default=None, index=True)  # None (queued), started, finished, failed, cancelled
+    error: str | None = None
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))  # {"files": [...]} or {"answer": key}
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    ended_at: dt.datetime | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
 
 
@@ -135,9 +143,12 @@ def init_db(url: str | None = None) -> Engine:
     # Databases created before a column or constraint existed get it here.
     from sqlalchemy import inspect
 
-    if "stage" not in {c["name"] for c in inspect(engine).get_columns("tasks")}:
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE tasks ADD COLUMN stage VARCHAR"))
+    have = {c["name"] for c in inspect(engine).get_columns("tasks")}
+    added = {"stage": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR", "result": "JSON", "updated_at": "TIMESTAMP", "ended_at": "TIMESTAMP"}
+    for column, kind in added.items():
+        if column not in have:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE tasks ADD COLUMN {column} {kind}"))
     with engine.begin() as conn:
         conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS uq_tasks_key_idempotency_idx ON tasks (api_key_id, idempotency_key)"))
     return engine

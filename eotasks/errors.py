@@ -42,3 +42,7 @@ class AuthError(UserError):
 
 class AssetReadError(Exception):
     """A scene asset could not be read (I/O): worth retrying."""
+
+
+class SceneSkipped(UserError):
+    """A scene left out of a time series for a reason the client should see (not a failure)."""

@@ -51,16 +51,16 @@ def plain_geometry(value: Any, max_vertices: int) -> dict[str, Any]:
     polygons = value.get("coordinates")
     if kind == "Polygon":
         polygons = [polygons]
-    if not isinstance(polygons, list) or not polygons:
+    if not isinstance(polygons, (list, tuple)) or not polygons:
         raise GeoJSONError("has malformed coordinates")
     count = 0
     rebuilt: list[list[list[list[float]]]] = []
     for polygon in polygons:
-        if not isinstance(polygon, list) or not polygon:
+        if not isinstance(polygon, (list, tuple)) or not polygon:
             raise GeoJSONError("has malformed coordinates: a polygon is a list of rings")
         rings = []
         for ring in polygon:
-            if not isinstance(ring, list):
+            if not isinstance(ring, (list, tuple)):
                 raise GeoJSONError("has malformed coordinates: a ring is a list of positions")
             count += len(ring)
             if count > max_vertices:

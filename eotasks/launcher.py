@@ -35,6 +35,8 @@ class PortInUse(RuntimeError):
 def require_free_port(host: str, port: int, variable: str) -> None:
     """Refuse to start on a port another program holds: its health check would answer for ours."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        # As the servers themselves bind: a port whose last connections are in TIME_WAIT is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:

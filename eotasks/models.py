@@ -449,8 +449,8 @@ class MtStatsRequest(_Request):
     params: MtStatsParams
 
 
-TaskRequest = Annotated[Union[BandmathRequest, LbeRequest, JpegRequest, MtStatsRequest], Field(discriminator="type")]
-PARAMS_BY_TYPE: dict[str, type[BaseModel]] = {"bandmath": BandmathParams, "lbe": LbeParams, "jpeg": JpegParams, "mt_stats": MtStatsParams}
+TaskRequestModel = Union[BandmathRequest, LbeRequest, JpegRequest, MtStatsRequest]
+TaskRequest = Annotated[TaskRequestModel, Field(discriminator="type")]
 
 
 # --- responses ------------------------------------------------------------------------------------
@@ -556,3 +556,24 @@ class SearchRequest(BaseModel):
         if set(v) - {"date"}:
             raise _err("sort", "only sorting by date is supported")
         return v
+
+
+def task_examples() -> dict[str, dict[str, Any]]:
+    """One request per task type for the API documentation, on the demo scenes that ``make up``
+    ingests (the tests check that each validates and runs)."""
+    field = {"type": "Polygon", "coordinates": [[[-75.65, 37.65], [-75.60, 37.64], [-75.62, 37.70], [-75.65, 37.65]]]}
+    demo = {"type": "Polygon", "coordinates": [[[-75.4285, 37.8189], [-75.4285, 37.8223], [-75.4544, 37.8222], [-75.4544, 37.8188],
+                                                [-75.4285, 37.8189]]]}
+    view = "S2/18/S/VG/2020/6/15/0"
+    return {
+        "bandmath": {"summary": "NDVI over a polygon (Float32 GeoTIFF)",
+                     "value": {"type": "bandmath", "params": {"view_id": view, "bm_type": "NDVI", "geometry": field}}},
+        "lbe": {"summary": "Red, green, blue as stored (one GeoTIFF)",
+                "value": {"type": "lbe", "params": {"view_id": view, "bands": ["B04", "B03", "B02"], "geometry": field}}},
+        "jpeg": {"summary": "NDVI coloured with RdYlGn (PNG)",
+                 "value": {"type": "jpeg", "params": {"view_id": view, "bm_type": "NDVI", "geometry": field, "format": "png",
+                                                      "colormap": "RdYlGn", "levels": "-0.2,0.8"}}},
+        "mt_stats": {"summary": "NDVI statistics of a field through a year of demo scenes",
+                     "value": {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": "NDVI",
+                                                              "sensors": ["S2L2A", "L8"], "geometry": demo}}},
+    }

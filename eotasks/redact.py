@@ -35,6 +35,18 @@ def redact_url(url: str) -> str:
     return _KEY_IN_TEXT.sub(f"apk.{MASK}", urlunsplit((parts.scheme, netloc, parts.path, query, "")))
 
 
+def url_origin(url: str) -> str:
+    """Only where a URL goes: scheme, host and port. A webhook's path and query are often its secret
+    (Slack, Discord, many CI hooks), so callback URLs are logged like this."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return MASK
+    return f"{parts.scheme}://{host}{port}/{MASK}" if host else MASK
+
+
 def redact_text(text: str) -> str:
     """Free text that may hold an API key."""
     return _KEY_IN_TEXT.sub(f"apk.{MASK}", text)

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # Pixels x bands a task may read from one scene (its read windows, counted before any read).
     # A full Sentinel-2 tile's NDVI (two 10 m bands) is ~241 M.
     max_read_pixels: int = 300_000_000
+    # Memory one run may hold (bands read, outputs, pictures, the values fields keep for their
+    # statistics), estimated before any read; the answer of mt_stats, as a file and as inline JSON.
+    max_task_memory_mb: int = 4096
+    max_answer_mb: int = 256
+    max_inline_answer_mb: int = 32
     mt_stats_max_days: int = 365
     mt_stats_max_bm_types: int = 10
     max_fields: int = 10_000  # features in one mt_stats "fields" request

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import time
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlencode
@@ -16,6 +19,9 @@ from urllib.parse import quote, urlencode
 import fsspec
 
 from eotasks.settings import Settings, get_settings
+
+
+S3_MAX_PRESIGN_S = 7 * 86400
 
 
 @dataclass
@@ -45,12 +51,38 @@ class ResultStore:
         return f"{self.url.rstrip('/')}/{safe}" if self.is_s3 else str(Path(self.url) / safe)
 
     def put(self, key: str, data: bytes) -> str:
+        return self.put_chunks(key, [data])
+
+    def put_chunks(self, key: str, chunks: Iterable[bytes]) -> str:
+        """Write ``key`` from pieces. A reader never sees a half-written file: a local file is written
+        under a new name and renamed over the key when whole; an S3 object appears when its upload
+        completes. So a run that was resubmitted while its first process lived on, writing the same
+        key, leaves one whole file, not an interleaving of two."""
         path = self.path(key)
-        if not self.is_s3:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with self.fs.open(path, "wb") as f:
-            f.write(data)
+        if self.is_s3:
+            with self.fs.open(path, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            return key
+        final = Path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
+        try:
+            with open(partial, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
         return key
+
+    def put_file(self, key: str, source: Path) -> str:
+        """Upload a local file (streamed: never read into memory whole)."""
+        def pieces() -> Iterator[bytes]:
+            with open(source, "rb") as f:
+                while chunk := f.read(8 << 20):
+                    yield chunk
+        return self.put_chunks(key, pieces())
 
     def get(self, key: str) -> bytes:
         with self.fs.open(self.path(key), "rb") as f:
@@ -72,6 +104,7 @@ class ResultStore:
         settings = settings or get_settings()
         ttl = ttl_s or settings.download_url_ttl_s
         if self.is_s3:
+            ttl = min(ttl, S3_MAX_PRESIGN_S)  # SigV4 presigned URLs are refused beyond 7 days
             import boto3
             from botocore.config import Config
 

@@ -1,9 +1,11 @@
-"""What every task-type flow shares: failing with a message a user can act on, and callbacks."""
+"""What every task-type flow shares: one place that turns an exception into the client's failure,
+the callback hooks, the time limit, and the task runner of the time series."""
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+from typing import Any, Callable
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
@@ -11,9 +13,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import Failed, State
 
-from eotasks.answers import TASK_TYPE_BY_STATE, ended_answer, failure_message, stage_from_task_runs
 from eotasks import callbacks
+from eotasks.answers import TASK_TYPE_BY_STATE, failed_answer, failure_message, stage_from_task_runs
 from eotasks.db import TaskRecord, session
+from eotasks.outcomes import record_ending, record_stage
 from eotasks.errors import UserError
 from eotasks.store import get_store
 
@@ -23,6 +26,20 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
 def safe_name(text: str, limit: int = 120) -> str:
     """Characters unsafe in file names become '_' (SPEC: name from name_alias or bm_type)."""
     return _UNSAFE.sub("_", text).strip("._")[:limit] or "result"
+
+
+def output_name(scene: Any, params: Any, extension: str) -> str:
+    """``<scene_id>_<name_alias or bm_type>.<extension>`` (SPEC §3)."""
+    return f"{scene.scene_id}_{safe_name(params.name_alias or params.bm_type)}.{extension}"
+
+
+def programs_for(scene: Any, bm_type: str) -> list[Any]:
+    """``bm_type`` compiled for the scene's sensor (validated at submission; a pure function)."""
+    from eotasks.raster.indices import compile_expressions
+    from eotasks.sensors import SENSORS
+    from eotasks.settings import get_settings
+
+    return compile_expressions(bm_type, SENSORS[scene.sensor], get_settings().max_expression_chars)
 
 
 def fail(exc: BaseException) -> State:
@@ -49,26 +66,51 @@ def _stage(flow_run_id: Any) -> str:
     return stage_from_task_runs([r.name for r in reversed(runs)])
 
 
-def callback_hook(flow: Any, flow_run: Any, state: State) -> None:
-    """on_completion / on_failure / on_crashed / on_cancellation: put the final answer in the callback
-    outbox if the client asked for one (the gateway's sender POSTs it; this run does not wait)."""
+def started_hook(flow: Any, flow_run: Any, state: State) -> None:
+    """on_running: the task has started (its first stage)."""
+    task_id = (flow_run.parameters or {}).get("task_id")
+    if task_id:
+        record_stage(task_id, "authentication")
+
+
+def ended_hook(flow: Any, flow_run: Any, state: State) -> None:
+    """on_completion / on_failure / on_crashed / on_cancellation: record how the task ended in our
+    database (the gateway answers from it) and, if the client asked for one, put the final answer in
+    the callback outbox (the gateway's sender POSTs it; this run does not wait)."""
     task_id = (flow_run.parameters or {}).get("task_id")
     if not task_id:
         return
-    with session() as s:
-        record = s.get(TaskRecord, task_id)
-    if record is None or not record.callback_url:
-        return
-    if TASK_TYPE_BY_STATE.get(state.type.value) == "finished":
-        body: dict[str, Any] = {"task_id": task_id, "task_type": "finished"}
+    status = TASK_TYPE_BY_STATE.get(state.type.value, "failed")
+    inline: dict[str, Any] | None = None
+    if status == "finished":
         result = state.result(raise_on_failure=False)
         if isinstance(result, dict) and result.get("files"):
-            body["result_url"] = get_store().download_url(result["files"][0])
-        elif isinstance(result, dict):
-            body.update(result)
+            record_ending(task_id, "finished", result={"files": result["files"]})
+        else:  # a statistics task's answer, published beside its run as mt_stats.json
+            inline = result if isinstance(result, dict) else None
+            record_ending(task_id, "finished", result={"answer": f"{task_id}/mt_stats.json"})
     else:
-        body = ended_answer(task_id, state.type.value, state.message, _stage(flow_run.id))
-    callbacks.enqueue(task_id, record.callback_url, body)
+        with session() as s:
+            record = s.get(TaskRecord, task_id)
+        stage = (record.stage if record is not None and record.stage and status == "failed" else None) or _stage(flow_run.id)
+        record_ending(task_id, status, error=failure_message(state.type.value, state.message), stage=stage)
+    with session() as s:
+        record = s.get(TaskRecord, task_id)
+    if record is not None and record.callback_url:
+        callbacks.enqueue(task_id, record.callback_url, callback_body(record, inline))
+
+
+def callback_body(record: TaskRecord, inline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the callback says: the ended task as GET answers it (for a download, its signed URL)."""
+    if record.status == "finished":
+        body: dict[str, Any] = {"task_id": record.id, "task_type": "finished"}
+        files = (record.result or {}).get("files")
+        if files:
+            body["result_url"] = get_store().download_url(files[0])
+        elif inline is not None:
+            body.update(inline)
+        return body
+    return failed_answer(record.id, record.status or "failed", record.error, record.stage or "authentication")
 
 
 def time_series_runner() -> Any:
@@ -88,7 +130,8 @@ def time_series_runner() -> Any:
     return DaskTaskRunner(address=settings.dask_address)
 
 
-HOOKS = dict(on_completion=[callback_hook], on_failure=[callback_hook], on_crashed=[callback_hook], on_cancellation=[callback_hook])
+HOOKS = dict(on_running=[started_hook], on_completion=[ended_hook], on_failure=[ended_hook], on_crashed=[ended_hook],
+             on_cancellation=[ended_hook])
 
 
 def flow_timeout() -> int:
@@ -102,3 +145,32 @@ def flow_timeout() -> int:
 def run_options() -> dict[str, Any]:
     """What every task-type flow declares at its decorator: the callback hooks and the time limit."""
     return dict(HOOKS, timeout_seconds=flow_timeout())
+
+
+def task_flow(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``@flow`` for an API task type: its body is its steps, and whatever it raises becomes the
+    client's failure here (``fail``), the one place that does it; results are persisted as JSON for
+    the gateway; callback hooks and the time limit as every task type has them."""
+    from prefect import flow
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        return flow(name=name, persist_result=True, result_serializer="json", **run_options(), **options)(failing_as_told(fn))
+
+    return decorate
+
+
+def failing_as_told(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A flow body whose exceptions end the run as ``fail`` says (the signature is kept for Prefect)."""
+    import inspect
+
+    @functools.wraps(fn)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            return fail(exc)
+
+    # Prefect validates parameters against the signature, whose annotations are strings in the flow
+    # modules: give the wrapper that signature with the types resolved in the function's own module.
+    body.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    return body

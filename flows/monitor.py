@@ -15,15 +15,18 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from eotasks.models import MtStatsParams
-from flows._common import fail, flow_timeout, safe_name, time_series_runner
-from flows.mt_stats import fields_time_series, publish_artifacts, publish_field_artifacts, time_series
+from flows._common import failing_as_told, flow_timeout, safe_name, time_series_runner
+from flows.mt_stats import time_series
+from tasks.artifacts import field_artifacts, series_artifacts
 from tasks.publish import publish
 
 
 @flow(name="monitor", persist_result=True, result_serializer="json",
       task_runner=time_series_runner(), timeout_seconds=flow_timeout())
+@failing_as_told
 def monitor(
     name: str,
     bm_type: str | list[str],
@@ -37,17 +40,18 @@ def monitor(
     max_cloud_cover_in_aoi: float = 100.0,
     cloud_masking_level: int = 1,
 ) -> Any:
-    try:
-        end = end_date or dt.datetime.now(dt.timezone.utc).date()
-        params = MtStatsParams(date_start=end - dt.timedelta(days=days), date_end=end, bm_type=bm_type, geometry=geometry,
-                               cropper_ref=cropper_ref, fields=fields, coverage=coverage, sensors=sensors,
-                               max_cloud_cover_in_aoi=max_cloud_cover_in_aoi, cloud_masking_level=cloud_masking_level)
-        answer, items = fields_time_series(params) if params.richer else time_series(params)
-        started = flow_run.scheduled_start_time or dt.datetime.now(dt.timezone.utc)
-        folder, stamp = f"monitoring/{safe_name(name)}", f"{started:%Y%m%dT%H%M%SZ}"
-        [key] = publish(folder, {f"{stamp}.json": json.dumps({"params": params.model_dump(mode="json"), **answer}).encode()})
-        (publish_field_artifacts if fields is not None else publish_artifacts)(f"{folder}/{stamp}", answer, items)
-        get_run_logger().info("kept %d scenes (%d left out) as %s", len(answer["result"]), len(answer["errors"]), key)
-        return {"key": key, "scenes": len(answer["result"]), "errors": len(answer["errors"])}
-    except Exception as exc:
-        return fail(exc)
+    end = end_date or dt.datetime.now(dt.timezone.utc).date()
+    params = MtStatsParams(date_start=end - dt.timedelta(days=days), date_end=end, bm_type=bm_type, geometry=geometry,
+                           cropper_ref=cropper_ref, fields=fields, coverage=coverage, sensors=sensors,
+                           max_cloud_cover_in_aoi=max_cloud_cover_in_aoi, cloud_masking_level=cloud_masking_level)
+    answer = time_series(params)
+    result = answer.as_dict()
+    started = flow_run.scheduled_start_time or dt.datetime.now(dt.timezone.utc)
+    folder, stamp = f"monitoring/{safe_name(name)}", f"{started:%Y%m%dT%H%M%SZ}"
+    [key] = publish(folder, {f"{stamp}.json": json.dumps({"params": params.model_dump(mode="json"), **result}).encode()})
+    if fields is not None:
+        field_artifacts(f"{folder}/{stamp}", quote(answer))
+    else:
+        series_artifacts(f"{folder}/{stamp}", quote(result), answer.indices)
+    get_run_logger().info("kept %d results (%d left out) as %s", len(result["result"]), len(result["errors"]), key)
+    return {"key": key, "scenes": len(result["result"]), "errors": len(result["errors"])}

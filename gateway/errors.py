@@ -1,7 +1,13 @@
-"""Every error is ``{"status": false, "error": "<one sentence>", "details": [{"field", "problem"}]}``."""
+"""Every error is ``{"status": false, "error": "<one sentence>", "details": [{"field", "problem"}]}``.
+
+One table says which exception is which status (as titiler's ``errors.py`` does); the handlers
+below turn each into that body. Infrastructure that cannot be reached is a 503 with Retry-After;
+anything else unexpected is a 500 whose details stay in the gateway's log.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable
 
 from fastapi import FastAPI, Request
@@ -9,7 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from eotasks.errors import UserError
 from eotasks.models import TASK_TYPES
+
+RETRY_AFTER_S = 5
+log = logging.getLogger("eotasks.gateway")
 
 
 class ApiError(Exception):
@@ -19,6 +29,10 @@ class ApiError(Exception):
         self.error = error
         self.details = [{"field": f, "problem": p} for f, p in details]
         self.headers = headers or {}
+
+
+# Exceptions of the service's own code and the status each one is: a client's mistake a plain 400.
+STATUS_BY_EXCEPTION: dict[type[Exception], int] = {UserError: 400}
 
 
 def error_response(status: int, error: str, details: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -62,6 +76,26 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [{"field": _field(e), "problem": _problem(e)} for e in errors]
 
 
+def unavailable(exc: BaseException) -> str | None:
+    """Which piece of infrastructure an exception says is down: "orchestrator" (the Prefect API),
+    "database" (ours), or None for a genuine internal error."""
+    import httpx
+    from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError):
+            return "orchestrator"
+        if isinstance(current, httpx.HTTPStatusError) and current.response.status_code in (502, 503, 504):
+            return "orchestrator"
+        if isinstance(current, (OperationalError, PoolTimeout)) or (isinstance(current, DBAPIError) and current.connection_invalidated):
+            return "database"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -75,6 +109,14 @@ def install(app: FastAPI) -> None:
         first = details[0] if details else {"field": "body", "problem": "is invalid"}
         return error_response(400, f"Invalid request: {first['field']} {first['problem']}", details)
 
+    for kind, status in STATUS_BY_EXCEPTION.items():
+        async def _mapped(request: Request, exc: Exception, status: int = status) -> JSONResponse:
+            field = getattr(exc, "field", None) or "params"
+            message = getattr(exc, "message", str(exc))
+            return error_response(status, message, [{"field": field, "problem": message}])
+
+        app.add_exception_handler(kind, _mapped)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         text = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
@@ -83,43 +125,15 @@ def install(app: FastAPI) -> None:
     import httpx
     from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 
-    @app.exception_handler(httpx.HTTPError)
-    @app.exception_handler(DBAPIError)
-    @app.exception_handler(PoolTimeout)
-    async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
-        # Handled here (not by the catch-all below, which Starlette re-raises into the server log).
-        return await _internal(request, exc)
-
-    @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        import logging
-
         down = unavailable(exc)
         if down is not None:
-            logging.getLogger("eotasks.gateway").error("%s unreachable on %s %s: %s", down, request.method, request.url.path, type(exc).__name__)
+            log.error("%s unreachable on %s %s: %s", down, request.method, request.url.path, type(exc).__name__)
             return error_response(503, f"The service is temporarily unavailable (its {down} cannot be reached); retry in a few seconds",
                                   headers={"Retry-After": str(RETRY_AFTER_S)})
-        logging.getLogger("eotasks.gateway").exception("internal error on %s %s", request.method, request.url.path)
+        log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error; the operator has the details in the gateway log")
 
-
-RETRY_AFTER_S = 5
-
-
-def unavailable(exc: BaseException) -> str | None:
-    """Which piece of infrastructure an exception says is down: "orchestrator" (the Prefect API),
-    "database" (ours), or None for a genuine internal error."""
-    import httpx
-    from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
-
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, httpx.TransportError):
-            return "orchestrator"
-        if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (502, 503, 504):
-            return "orchestrator"
-        if isinstance(exc, (OperationalError, PoolTimeout)) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-            return "database"
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return None
+    # Handled here (Starlette re-raises what reaches its catch-all into the server log as well).
+    for kind_ in (httpx.HTTPError, DBAPIError, PoolTimeout, Exception):
+        app.add_exception_handler(kind_, _internal)

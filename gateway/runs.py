@@ -47,6 +47,24 @@ def answer_promptly() -> None:
     prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.SettingsContext(profile=root.profile, settings=settings)
 
 
+PAGE = 200  # Prefect's largest page of runs
+
+
+def ensure_plain(value: Any, where: str = "parameters") -> None:
+    """Run parameters are data we built: JSON types only, and no key Prefect would take for a
+    template or a variable (``__prefect_kind``). Anything else is a bug here, never sent."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str) or k.startswith("__prefect"):
+                raise ValueError(f"{where} holds a key Prefect would interpret: {k!r}")
+            ensure_plain(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            ensure_plain(v, f"{where}[{i}]")
+    elif not (value is None or isinstance(value, (str, int, float, bool))):
+        raise ValueError(f"{where} is a {type(value).__name__}, not plain JSON")
+
+
 class NotAvailable(Exception):
     """No deployment serves this task type (yet)."""
 
@@ -95,6 +113,7 @@ class PrefectRuns:
         another writer is retried within milliseconds (eotasks/prefect_api.py), which is safe because
         the run's idempotency key (the client's Idempotency-Key, else the task id) makes a repeated
         create return the same run."""
+        ensure_plain(parameters)
         deployment_id = await self.deployment_id(task_type)
         if self._create_lock is None:
             self._create_lock = asyncio.Lock()
@@ -104,12 +123,14 @@ class PrefectRuns:
                 idempotency_key=idempotency_key or task_id, name=f"{task_type}-{task_id[:8]}",
             )
 
-    async def status(self, flow_run_id: str, with_result: bool = True) -> RunStatus:
+    async def status(self, flow_run_id: str, with_result: bool = True, with_stage: bool = True) -> RunStatus:
+        """The run's state, its stage (from its task runs, unless not needed) and, once completed,
+        its result. ObjectNotFound when Prefect no longer has the run."""
         run = await self.client.read_flow_run(uuid.UUID(flow_run_id))
         state = run.state
         state_type = state.type.value if state else "PENDING"
         stage = "authentication"
-        if state_type not in ("SCHEDULED", "PENDING"):
+        if with_stage and state_type not in ("SCHEDULED", "PENDING"):
             task_runs = await self.client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
                 sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=50,
@@ -121,12 +142,13 @@ class PrefectRuns:
         return RunStatus(state_type, state.message if state else None, stage, result)
 
     async def states(self, flow_run_ids: list[str]) -> dict[str, str]:
-        if not flow_run_ids:
-            return {}
-        runs = await self.client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(i) for i in flow_run_ids]))
-        )
-        return {str(r.id): (r.state.type.value if r.state else "PENDING") for r in runs}
+        """State types by run id, a page of Prefect's at a time (its API answers 200 runs at most)."""
+        out: dict[str, str] = {}
+        for start in range(0, len(flow_run_ids), PAGE):
+            ids = [uuid.UUID(i) for i in flow_run_ids[start:start + PAGE]]
+            runs = await self.client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids))
+            out.update({str(r.id): (r.state.type.value if r.state else "PENDING") for r in runs})
+        return out
 
     async def cancel_quietly(self, flow_run_id: str) -> None:
         """Cancel an orphan run (its task could not be recorded); a failure is only logged."""

@@ -16,22 +16,17 @@ def not_a_user_error(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(state.data, UserError)
 
 
-def record_failed_stage(task: Any, task_run: Any, state: Any) -> None:
-    """on_failure (after the last retry): remember the step this task's run failed at."""
+def record_stage_of(task: Any, task_run: Any, state: Any) -> None:
+    """on_running, and on_failure after the last retry: the step this task's run is at, or failed at
+    (eotasks.outcomes: the gateway answers a task's stage from it, and waits on it)."""
     try:
         from prefect.runtime import flow_run
 
-        from eotasks.db import TaskRecord, session
+        from eotasks.outcomes import record_stage
 
         task_id = (flow_run.parameters or {}).get("task_id")
-        if not task_id:
-            return
-        with session() as s:
-            record = s.get(TaskRecord, task_id)
-            if record is not None:
-                record.stage = str(task_run.name).split("-", 1)[0]
-                s.add(record)
-                s.commit()
+        if task_id:
+            record_stage(task_id, str(task_run.name).split("-", 1)[0])
     except Exception:  # the answer's stage is a courtesy: never fail a run over it
         pass
 
@@ -46,13 +41,14 @@ def io_step(**overrides: Any) -> dict[str, Any]:
         # Steps hand numpy arrays to each other in memory: never hash or persist them.
         cache_policy=NO_CACHE,
         persist_result=False,
-        on_failure=[record_failed_stage],
+        on_running=[record_stage_of],
+        on_failure=[record_stage_of],
     )
     options.update(overrides)
     return options
 
 
 def compute_step(**overrides: Any) -> dict[str, Any]:
-    options: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False, on_failure=[record_failed_stage])
+    options: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False, on_running=[record_stage_of], on_failure=[record_stage_of])
     options.update(overrides)
     return options

@@ -6,13 +6,15 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
+from eotasks.catalog.scenes import scene_assets
 from eotasks.db import SceneRecord
 from eotasks.errors import UserError
 from eotasks.models import LbeParams
-from eotasks.raster.crop import Cropped
+from eotasks.raster.image import Raster
 from eotasks.raster.package import BandGroup, package
 from eotasks.sensors import SENSORS
 from tasks._policy import compute_step
+from tasks.encode import scratch_dir
 
 
 def metadata_files(scene: SceneRecord, names: list[str] | None) -> dict[str, bytes]:
@@ -27,8 +29,9 @@ def metadata_files(scene: SceneRecord, names: list[str] | None) -> dict[str, byt
 
 
 @task(name="package", task_run_name="publish", timeout_seconds=900, **compute_step())
-def package_bands(scene: SceneRecord, params: LbeParams, groups: list[tuple[BandGroup, Cropped]]) -> tuple[str, bytes]:
-    nodata = {b: (scene.assets[b]["nodata"] if scene.assets[b]["nodata"] is not None else 0) for g, _ in groups for b in g.bands}
-    name, data = package(scene.scene_id, SENSORS[scene.sensor].family, groups, nodata, metadata_files(scene, params.metadata))
-    get_run_logger().info("packaged %s (%d bytes)", name, len(data))
-    return name, data
+def package_bands(scene: SceneRecord, params: LbeParams, groups: list[tuple[BandGroup, Raster]]) -> tuple[str, Path]:
+    assets = scene_assets(scene)
+    nodata = {b: assets[b].fill for g, _ in groups for b in g.bands}
+    name, path = package(scene.scene_id, SENSORS[scene.sensor].family, groups, nodata, metadata_files(scene, params.metadata), scratch_dir())
+    get_run_logger().info("packaged %s (%d bytes)", name, path.stat().st_size)
+    return name, path

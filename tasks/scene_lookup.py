@@ -1,12 +1,16 @@
-"""Step ``scene_lookup``: find the scene in the catalogue."""
+"""Step ``scene_lookup``: the scene a task names, or every scene a time series covers."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
+from shapely.geometry.base import BaseGeometry
 
 from eotasks.catalog.scenes import get_scene
+from eotasks.catalog.search import search_scenes
 from eotasks.db import SceneRecord
 from eotasks.errors import SceneNotFound
+from eotasks.models import MtStatsParams
+from eotasks.sensors import OPTICAL_SENSORS
 from tasks._policy import io_step
 
 
@@ -17,8 +21,24 @@ def find_scene(view_id: str) -> SceneRecord:
     return record
 
 
+def find_scenes(params: MtStatsParams, aoi: BaseGeometry) -> list[SceneRecord]:
+    """Every scene of the request's sensors meeting the AOI in its dates; newest first, at most
+    ``limit`` (the most recent scenes win when there are more)."""
+    scenes, _ = search_scenes(list(params.sensors or OPTICAL_SENSORS), [(params.date_start, params.date_end)], aoi,
+                              newest_first=True, limit=params.limit)
+    return scenes
+
+
 @task(name="scene_lookup", task_run_name="scene_lookup", timeout_seconds=60, **io_step())
-def scene_lookup(view_id: str) -> SceneRecord:
+def lookup_scene(view_id: str) -> SceneRecord:
     record = find_scene(view_id)
     get_run_logger().info("scene %s (%s, %s), %d assets", record.scene_id, record.sensor, record.date, len(record.assets))
     return record
+
+
+@task(name="scene_lookup", task_run_name="scene_lookup", timeout_seconds=120, **io_step())
+def lookup_scenes(params: MtStatsParams, aoi: BaseGeometry) -> list[SceneRecord]:
+    scenes = find_scenes(params, aoi)
+    get_run_logger().info("%d scenes of %s between %s and %s meet the AOI", len(scenes),
+                          ", ".join(params.sensors or OPTICAL_SENSORS), params.date_start, params.date_end)
+    return scenes

@@ -104,3 +104,28 @@ def independent_scene_stats(record, expression: str, lonlat, exclude_cover_pixel
 def numpy_stats(v: np.ndarray) -> dict[str, float]:
     return {"min": v.min(), "max": v.max(), "average": v.mean(), "median": np.median(v), "std": v.std(), "variance": v.var(),
             "q1": np.percentile(v, 25), "q3": np.percentile(v, 75), "p10": np.percentile(v, 10), "p90": np.percentile(v, 90)}
+
+
+def aoi_statistics(record, indices, aoi, options):
+    """One scene's statistics over one AOI through the service's own path, as its answer item
+    (``indexes`` form); SceneSkipped when the scene is left out (with its reason)."""
+    from eotasks.errors import SceneSkipped
+    from eotasks.stats_answer import TimeSeriesAnswer
+    from eotasks.timeseries import Field, scene_statistics
+
+    outcome = scene_statistics(record, indices, [Field(None, aoi)], options)
+    if outcome.skipped:
+        raise SceneSkipped(outcome.skipped[0].error)
+    [row] = outcome.rows
+    return TimeSeriesAnswer(list(indices), {None: 0}).result_item(row)
+
+
+def fields_statistics(record, indices, fields, options):
+    """(result items, error items) of every field one scene meets, through the service's own path,
+    as a fields answer shows them (``field_id``, ``indexes``)."""
+    from eotasks.stats_answer import TimeSeriesAnswer
+    from eotasks.timeseries import Field, scene_statistics
+
+    outcome = scene_statistics(record, indices, [Field(fid, geom) for fid, geom in fields], options)
+    answer = TimeSeriesAnswer(list(indices), {fid: i for i, (fid, _) in enumerate(fields)})
+    return [answer.result_item(r) for r in outcome.rows], [answer.error_item(s) for s in outcome.skipped]

@@ -117,12 +117,28 @@ def test_aoi_outside_the_scene_fails_at_crop(stack):
 
 
 def test_cancel_a_task(stack):
-    task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY})
-    r = stack.client.delete(f"{stack.base}/api/{task_id}", params={"api_key": stack.key})
-    assert r.status_code == 200 and r.json()["task_type"] == "cancelled", r.text
-    end = stack.wait(task_id)
-    assert end.status_code == 200 and end.json()["task_type"] == "cancelled", end.text
-    assert end.json()["error"] == "The task was cancelled"
+    """SPEC §7: 202, and from then on every answer is cancelled (it once read failed, "worker process
+    crashed", for seconds while the run was being stopped); the callback says so once."""
+    listener = CallbackListener()
+    try:
+        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=listener.url)
+        r = stack.client.delete(f"{stack.base}/api/{task_id}", params={"api_key": stack.key})
+        assert r.status_code == 202 and r.json()["task_type"] == "cancelled", r.text
+        answers = set()
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            got = stack.client.get(f"{stack.base}/api/{task_id}", params={"api_key": stack.key})
+            if got.status_code != 429:
+                answers.add((got.status_code, got.json()["task_type"], got.json()["error"]))
+            time.sleep(0.25)
+        assert answers == {(200, "cancelled", "The task was cancelled")}, answers
+        deadline = time.monotonic() + 30
+        while not listener.received and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        assert [a["task_type"] for a in listener.received] == ["cancelled"], listener.received
+    finally:
+        listener.close()
 
 
 def test_lbe_on_the_real_sample(stack):

@@ -9,8 +9,9 @@ from exactextract.feature import JSONFeatureSource
 from shapely.geometry import box as shapely_box, mapping, shape
 
 from eotasks.catalog.demo import demo_fields, generate_demo
-from eotasks.fields import FieldOptions, scene_fields_statistics
-from eotasks.timeseries import SceneSkipped, StatsOptions, scene_statistics
+from eotasks.errors import SceneSkipped
+from eotasks.timeseries import StatsOptions
+from tests.reference import aoi_statistics, fields_statistics
 
 FIELDS = [(f["properties"]["id"], shape(f["geometry"])) for f in demo_fields()]
 
@@ -30,12 +31,12 @@ def test_centre_fields_equal_one_field_requests(demo):
     items = ["NDVI", "EVI"]
     compared = 0
     for record in demo:
-        results, errors = scene_fields_statistics(record, items, FIELDS, FieldOptions())
+        results, errors = fields_statistics(record, items, FIELDS, StatsOptions(richer=True))
         by_id = {r["field_id"]: r for r in results}
         failed = {e["field_id"] for e in errors}
         for fid, geom in FIELDS:
             try:
-                alone = scene_statistics(record, items, geom, StatsOptions())
+                alone = aoi_statistics(record, items, geom, StatsOptions())
             except SceneSkipped:
                 assert fid in failed or fid not in by_id
                 continue
@@ -54,8 +55,8 @@ def test_exact_fields_equal_exactextract_on_the_same_pixels(demo):
     import rasterio
 
     record = next(r for r in demo if r.sensor == "sentinel2l2a")
-    options = FieldOptions(coverage="exact", percentiles=(5.0, 95.0), exclude_cover_pixels=False)
-    results, _ = scene_fields_statistics(record, ["NDVI"], FIELDS, options)
+    options = StatsOptions(coverage="exact", percentiles=(5.0, 95.0), exclude_cover_pixels=False, richer=True)
+    results, _ = fields_statistics(record, ["NDVI"], FIELDS, options)
     with rasterio.open(record.assets["B04"]["href"]) as red, rasterio.open(record.assets["B08"]["href"]) as nir:
         r = red.read(1).astype(float) * record.assets["B04"]["scale"] + record.assets["B04"]["offset"]
         n = nir.read(1).astype(float) * record.assets["B08"]["scale"] + record.assets["B08"]["offset"]
@@ -116,8 +117,8 @@ def test_exact_quantiles_equal_exactextract_on_tie_free_values(tmp_path):
     record = ingest_folder(folder, "sentinel2l2a", view_id="S2L2A/18/S/VG/2023/6/1/0", scale=1.0, offset=0.0, url=url)
     fields = [(fid, g) for fid, g in FIELDS if to_crs(g, crs).within(shapely_box(460000, 4182200, 464000, 4186200))]
     assert len(fields) >= 5
-    options = FieldOptions(coverage="exact", percentiles=(10.0, 90.0))
-    results, _ = scene_fields_statistics(record, ["NDVI"], fields, options)
+    options = StatsOptions(coverage="exact", percentiles=(10.0, 90.0), richer=True)
+    results, _ = fields_statistics(record, ["NDVI"], fields, options)
     ndvi = (nir - red) / (nir + red)
     source = NumPyRasterSource(ndvi, xmin=460000, ymin=4182200, xmax=464000, ymax=4186200)
     feats = [{"type": "Feature", "id": i, "properties": {"fid": fid}, "geometry": mapping(to_crs(g, crs))} for i, (fid, g) in enumerate(fields)]
@@ -136,8 +137,8 @@ def test_exact_quantiles_equal_exactextract_on_tie_free_values(tmp_path):
 def test_histograms_sum_to_count(demo):
     record = demo[0]
     for rule in ("centre", "exact"):
-        options = FieldOptions(coverage=rule, histogram_edges=tuple(np.linspace(0, 0.8, 9)))
-        results, _ = scene_fields_statistics(record, ["NDVI"], FIELDS, options)
+        options = StatsOptions(coverage=rule, histogram_edges=tuple(np.linspace(0, 0.8, 9)), richer=True)
+        results, _ = fields_statistics(record, ["NDVI"], FIELDS, options)
         for item in results:
             s = item["indexes"]["NDVI"]
             h = s["histogram"]

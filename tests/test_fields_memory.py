@@ -43,7 +43,8 @@ def test_four_corner_fields_do_not_read_the_tile(tmp_path):
         from shapely.geometry import box
         from eotasks.catalog.ingest import ingest_folder
         from eotasks.db import init_db
-        from eotasks.fields import FieldOptions, scene_fields_statistics
+        from eotasks.timeseries import StatsOptions
+        from tests.reference import fields_statistics
         url = "sqlite:///{tmp_path / 'db.sqlite'}"
         init_db(url)
         record = ingest_folder("{folder}", "sentinel2l2a", view_id="S2L2A/32/U/MU/2023/6/1/0", url=url)
@@ -52,7 +53,7 @@ def test_four_corner_fields_do_not_read_the_tile(tmp_path):
         corners = [(x0 + 200, y1 - 300), (x1 - 300, y1 - 300), (x0 + 200, y0 + 200), (x1 - 300, y0 + 200)]
         fields = [(i, box(*t.transform(x, y), *t.transform(x + 80, y + 80))) for i, (x, y) in enumerate(corners)]
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        results, errors = scene_fields_statistics(record, ["NDVI"], fields, FieldOptions(coverage="exact"))
+        results, errors = fields_statistics(record, ["NDVI"], fields, StatsOptions(coverage="exact"))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({{"mb": (peak - before) / 1024, "fields": len(results), "errors": errors,
                            "ndvi": [r["indexes"]["NDVI"]["average"] for r in results]}}))

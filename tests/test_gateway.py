@@ -34,7 +34,7 @@ class FakeRuns:
         self.created.append(parameters)
         return uuid.uuid4()
 
-    async def status(self, flow_run_id, with_result=True):
+    async def status(self, flow_run_id, with_result=True, with_stage=True):
         return RunStatus(self.state, "Scene with given ID does not exist" if self.state == "FAILED" else None, "crop")
 
     async def states(self, ids):
@@ -121,7 +121,13 @@ def test_another_keys_task_is_404(client, key, other_key):
 def test_cancel_and_list(client, key, runs):
     task_id = post(client, key, good(reference="to cancel")).json()["task_id"]
     r = client.delete(f"/api/{task_id}", params={"api_key": key})
-    assert r.status_code == 200 and r.json()["task_type"] == "cancelled" and runs.cancelled
+    assert r.status_code == 202 and r.json()["task_type"] == "cancelled" and runs.cancelled  # SPEC §7
+    # The run still says RUNNING (its engine has not noticed yet): the task is cancelled all the same,
+    # for every answer from now on, and cannot be cancelled twice.
+    assert runs.state == "RUNNING"
+    again = client.get(f"/api/{task_id}", params={"api_key": key}).json()
+    assert again["task_type"] == "cancelled" and again["error"] == "The task was cancelled"
+    assert client.delete(f"/api/{task_id}", params={"api_key": key}).status_code == 409
     listing = client.get("/api", params={"api_key": key, "limit": 2}).json()
     assert listing["meta"]["found"] >= 3 and len(listing["tasks"]) == 2
     assert listing["tasks"][0]["task_id"] == task_id  # newest first
@@ -470,7 +476,7 @@ def test_jpeg_picture_size_is_checked_before_any_read(client, key, big_scene, ru
 
 
 def test_time_series_budget_counts_each_part():
-    from eotasks.budgets import check_time_series_task
+    from eotasks.budget import check_time_series_task
     from eotasks.errors import UserError
     from eotasks.models import MtStatsParams
 

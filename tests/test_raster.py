@@ -9,9 +9,10 @@ from shapely.geometry import Polygon
 
 from eotasks.errors import AOIError
 from eotasks.raster.aoi import aoi_from_bbox
-from eotasks.raster.bandmath import NODATA, compute_indices
-from eotasks.raster.cog import cog_bytes
-from eotasks.raster.crop import Asset, crop_to_aoi
+from eotasks.raster.encode import cog_bytes
+from eotasks.raster.image import Raster
+from eotasks.raster.read import Asset, read_aoi
+from tasks.encode import NODATA
 from eotasks.raster.indices import compile_expressions
 from eotasks.raster.stats import summarize
 from eotasks.sensors import SENSORS
@@ -27,12 +28,19 @@ def assets(scale=1e-4, offset=0.0):
     return {b: Asset(str(CROP_DIR / f"{b}.tif"), S2.band(b).resolution, scale, offset, 0) for b in ("B02", "B03", "B04", "B08", "B05", "B11", "B01")}
 
 
+def written(raster: Raster) -> np.ndarray:
+    """What the bandmath file holds: the raster written as a Float32 COG, read back."""
+    with MemoryFile(cog_bytes(np.where(np.isnan(raster.values), NODATA, raster.values).astype(np.float32), raster.grid.crs,
+                              raster.grid.transform, NODATA)) as mem, mem.open() as ds:
+        return ds.read()
+
+
 def test_ndvi_over_polygon_equals_independent_computation():
     programs = compile_expressions("NDVI", S2)
-    cropped = crop_to_aoi(assets(), ["B08", "B04"], TRIANGLE, mask_outside=True)
-    out = compute_indices(programs, cropped)[0]
+    bands = read_aoi(assets(), ["B08", "B04"], TRIANGLE, mask_outside=True)
+    out = written(bands.evaluate(programs, np.float32))[0]
     expected, inside, transform = independent_ndvi(list(TRIANGLE.exterior.coords))
-    assert cropped.grid.transform == transform
+    assert bands.grid.transform == transform
     assert out.shape == expected.shape
     assert np.array_equal(out != NODATA, inside)
     np.testing.assert_allclose(out[inside], expected[inside].astype(np.float32), atol=1e-6)
@@ -40,40 +48,49 @@ def test_ndvi_over_polygon_equals_independent_computation():
 
 
 def test_bands_of_different_resolutions_are_averaged_onto_the_coarsest_grid():
-    cropped = crop_to_aoi(assets(), ["B04", "B11"], TRIANGLE, mask_outside=False)
+    cropped = read_aoi(assets(), ["B04", "B11"], TRIANGLE, mask_outside=False, scaled=False)
     assert cropped.grid.transform.a == 20.0
     with rasterio.open(CROP_DIR / "B04.tif") as red:
         w = from_bounds(*cropped.grid.bounds, transform=red.transform)
         fine = red.read(1, window=w).astype(np.float64)
     h, wd = cropped.grid.height, cropped.grid.width
     expected = fine.reshape(h, 2, wd, 2).mean(axis=(1, 3))
-    np.testing.assert_allclose(cropped.data["B04"], expected, atol=0.5)  # uint16 result of a mean
+    np.testing.assert_allclose(cropped.band("B04"), expected, atol=0.5)  # the mean of the finer pixels
 
 
 def test_bbox_crops_without_masking_and_outside_aoi_is_an_error():
     bbox = [-75.66, 37.70, -75.64, 37.715]
-    cropped = crop_to_aoi(assets(), ["B04"], aoi_from_bbox(bbox), mask_outside=False)
-    assert cropped.inside.all() and cropped.grid.width > 100
+    cropped = read_aoi(assets(), ["B04"], aoi_from_bbox(bbox), mask_outside=False)
+    assert cropped.valid.all() and cropped.grid.width > 100
     with pytest.raises(AOIError, match="does not intersect"):
-        crop_to_aoi(assets(), ["B04"], aoi_from_bbox([10, 10, 10.1, 10.1]), mask_outside=True)
+        read_aoi(assets(), ["B04"], aoi_from_bbox([10, 10, 10.1, 10.1]), mask_outside=True)
 
 
 def test_reflectance_scaling_l1c_l2a_and_landsat():
+    import tempfile
+    from pathlib import Path
+
+    from affine import Affine
+
     dn = np.array([[0, 1000, 2500]], dtype=np.uint16)
-    cropped = crop_to_aoi(assets(), ["B04"], None, mask_outside=False)
+    path = Path(tempfile.mkdtemp()) / "B04.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=3, height=1, count=1, dtype="uint16", crs="EPSG:32618",
+                       transform=Affine(10, 0, 440000, 0, -10, 4170000)) as dst:
+        dst.write(dn, 1)
     for scale, offset, expected in [(1e-4, 0.0, dn / 10000), (1e-4, -0.1, (dn.astype(float) - 1000) / 10000),
                                     (2.75e-5, -0.2, dn * 0.0000275 - 0.2)]:
-        cropped.assets["B04"] = Asset("x", 10, scale, offset, 0)
-        cropped.data["B04"] = dn
-        np.testing.assert_allclose(cropped.reflectance("B04"), expected, rtol=1e-12, atol=1e-15)
+        values = read_aoi({"B04": Asset(str(path), 10, scale, offset, None)}, ["B04"], None, mask_outside=False).band("B04")
+        np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-15)
+    with_nodata = read_aoi({"B04": Asset(str(path), 10, 1e-4, 0.0, 0)}, ["B04"], None, mask_outside=False).band("B04")
+    assert np.isnan(with_nodata[0, 0]) and with_nodata[0, 1] == pytest.approx(0.1)  # DN 0 is the band's nodata
 
 
 def test_nodata_and_division_by_zero_give_nodata_never_inf():
-    cropped = crop_to_aoi(assets(), ["B04", "B08"], None, mask_outside=False)
-    cropped.data["B04"][0, :3] = [0, 5, 50]  # 0 is nodata
-    cropped.data["B08"][0, :3] = [100, 5, 5]
-    cropped.valid = {b: v != 0 for b, v in cropped.data.items()}  # as crop_to_aoi derives them
-    out = compute_indices(compile_expressions("B08 / (B08 - B04), log(B04 - B08)", S2), cropped)
+    cropped = read_aoi(assets(), ["B04", "B08"], None, mask_outside=False)
+    values = cropped.values.copy()
+    values[0, 0, :3] = [np.nan, 5e-4, 50e-4]  # B04 nodata, then reflectance
+    values[1, 0, :3] = [100e-4, 5e-4, 5e-4]
+    out = written(cropped.replace(values=values).evaluate(compile_expressions("B08 / (B08 - B04), log(B04 - B08)", S2), np.float32))
     assert out[0, 0, 0] == NODATA  # B04 nodata
     assert out[0, 0, 1] == NODATA  # 5 / 0
     assert out[1, 0, 2] == pytest.approx(np.log(0.0045), rel=1e-6) and out[1, 0, 1] == NODATA  # log(0) = -inf
@@ -125,7 +142,6 @@ def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
     without a nodata tag in the file (ESA's JPEG 2000 bands have none). No half values."""
     from affine import Affine
 
-    from eotasks.raster.crop import Asset, crop_to_aoi
     from shapely.geometry import box
 
     rng = np.random.default_rng(1)
@@ -145,7 +161,7 @@ def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
 
     t = Transformer.from_crs(crs, 4326, always_xy=True)
     aoi = box(*t.transform(x0 + 1, y0 - 399), *t.transform(x0 + 399, y0 - 1))
-    cropped = crop_to_aoi(assets, ["B05", "B11"], aoi, mask_outside=False)
+    cropped = read_aoi(assets, ["B05", "B11"], aoi, mask_outside=False, scaled=False)
     assert cropped.grid.transform.a == 20.0
     col0 = int(round((cropped.grid.transform.c - x0) / 20))
     row0 = int(round((y0 - cropped.grid.transform.f) / 20))
@@ -154,10 +170,10 @@ def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
     valid = blocks != 0
     counts = valid.sum(axis=(1, 3))
     expected = np.where(counts > 0, np.where(valid, blocks, 0).sum(axis=(1, 3)) / np.maximum(counts, 1), 0)
-    np.testing.assert_array_equal(cropped.valid["B05"], counts > 0)
-    np.testing.assert_allclose(cropped.data["B05"][counts > 0], expected[counts > 0], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(~np.isnan(cropped.band("B05")), counts > 0)
+    np.testing.assert_allclose(cropped.band("B05")[counts > 0], expected[counts > 0], rtol=0, atol=1e-9)
     # The mixed column is the mean of its valid half, never half of it.
-    mixed = cropped.data["B05"][:, 3 - col0]
+    mixed = cropped.band("B05")[:, 3 - col0]
     assert (mixed >= 1000).all()
 
 
@@ -170,16 +186,20 @@ def test_a_merged_lbe_keeps_each_bands_nodata():
     from affine import Affine
     from rasterio.io import MemoryFile
 
-    from eotasks.raster.crop import Cropped, Grid
+    from eotasks.raster.grid import Grid
     from eotasks.raster.package import package, plan_groups
 
     grid = Grid("EPSG:32618", Affine(30, 0, 500000, 0, -30, 4000000), 4, 3)
     data = {"B4": np.full((3, 4), 7000, np.uint16), "B5": np.full((3, 4), 9000, np.uint16), "QA_PIXEL": np.full((3, 4), 21824, np.uint16)}
-    cropped = Cropped(grid, data, {b: np.ones((3, 4), bool) for b in data}, np.ones((3, 4), bool))
+    cropped = Raster.of_bands({b: v.astype(np.float32) for b, v in data.items()}, grid, {"dtypes": {b: "uint16" for b in data}})
     nodata = {"B4": 0, "B5": 0, "QA_PIXEL": 1}
     groups = plan_groups(["B4", "QA_PIXEL", "B5"], {b: 30.0 for b in data}, True, nodata)
     assert [g.bands for g in groups] == [("B4", "B5"), ("QA_PIXEL",)]
-    name, blob = package("LC08_X", "landsat", [(g, cropped) for g in groups], nodata, {})
+    import tempfile
+    from pathlib import Path
+
+    name, path = package("LC08_X", "landsat", [(g, cropped) for g in groups], nodata, {}, Path(tempfile.mkdtemp()))
+    blob = path.read_bytes()
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         files = sorted(zf.namelist())
         assert files == ["LC08_X_B4-B5.tif", "LC08_X_QA_PIXEL.tif"]

@@ -11,7 +11,10 @@ from shapely.geometry import shape
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.search import search_scenes
 from eotasks.raster import cloudmask
-from eotasks.timeseries import SceneSkipped, StatsOptions, scene_statistics, shape_answer
+from eotasks.errors import SceneSkipped
+from eotasks.stats_answer import TimeSeriesAnswer
+from eotasks.timeseries import Field, StatsOptions, scene_statistics
+from tests.reference import aoi_statistics
 from tests.reference import independent_scene_stats, numpy_stats
 
 FIELD = demo_fields()[0]["geometry"]
@@ -60,7 +63,7 @@ def test_scene_statistics_equal_an_independent_numpy_computation(demo, expressio
     checked_cloudy = 0
     for record in records:
         cloud, values = independent_scene_stats(record, expression, FIELD_LONLAT)
-        item = scene_statistics(record, [expression], shape(FIELD), StatsOptions())
+        item = aoi_statistics(record, [expression], shape(FIELD), StatsOptions())
         assert item["cloud"] == pytest.approx(cloud, rel=1e-12, abs=1e-12)
         for key, want in numpy_stats(values).items():
             assert item["indexes"][expression][key] == pytest.approx(want, rel=1e-9), (record.view_id, key)
@@ -74,20 +77,27 @@ def test_cloud_threshold_and_including_cover_pixels(demo):
     cloud, _ = independent_scene_stats(cloudy, "NDVI", FIELD_LONLAT)
     assert cloud > 0
     with pytest.raises(SceneSkipped, match="above max_cloud_cover_in_aoi"):
-        scene_statistics(cloudy, ["NDVI"], shape(FIELD), StatsOptions(max_cloud_cover_in_aoi=cloud / 2))
+        aoi_statistics(cloudy, ["NDVI"], shape(FIELD), StatsOptions(max_cloud_cover_in_aoi=cloud / 2))
     _, all_values = independent_scene_stats(cloudy, "NDVI", FIELD_LONLAT, exclude_cover_pixels=False)
-    item = scene_statistics(cloudy, ["NDVI"], shape(FIELD), StatsOptions(exclude_cover_pixels=False))
+    item = aoi_statistics(cloudy, ["NDVI"], shape(FIELD), StatsOptions(exclude_cover_pixels=False))
     assert item["indexes"]["NDVI"]["average"] == pytest.approx(all_values.mean(), rel=1e-9)
 
 
 def test_answer_shapes_flat_for_a_string_and_indexes_for_a_list(demo):
     _, records = demo
-    items = [scene_statistics(r, ["NDVI"], shape(FIELD), StatsOptions()) for r in records[:3]]
-    flat = shape_answer(list(reversed(items)), [], "NDVI")
+    outcomes = [scene_statistics(r, ["NDVI"], [Field(None, shape(FIELD))], StatsOptions()) for r in records[:3]]
+
+    def answer(bm_type):
+        built = TimeSeriesAnswer(bm_type, {None: 0})
+        for outcome in reversed(outcomes):
+            built.add(outcome)
+        return built.as_dict()
+
+    flat = answer("NDVI")
     assert [r["date"] for r in flat["result"]] == sorted(r["date"] for r in flat["result"])
     assert set(flat["result"][0]) == {"q1", "q3", "min", "p90", "max", "average", "median", "p10", "date", "scene_id", "variance",
                                       "cloud", "std", "view_id"}
-    listed = shape_answer(items, [], ["NDVI"])
+    listed = answer(["NDVI"])
     assert set(listed["result"][0]["indexes"]) == {"NDVI"}
 
 

@@ -26,7 +26,7 @@ from eotasks.catalog.ids import s2_view_id
 from eotasks.catalog.scenes import asset_spec, upsert_scene
 from eotasks.db import SceneRecord
 from eotasks.raster.aoi import footprint_geojson
-from eotasks.raster.cog import cog_bytes
+from eotasks.raster.encode import write_cog_array
 from eotasks.sensors import LANDSAT8, SENTINEL2_L2A
 
 CRS = "EPSG:32618"
@@ -165,7 +165,7 @@ def _transform(res: float) -> Affine:
 
 
 def _write(path: Path, data: np.ndarray, res: float, nodata: float | None = 0) -> None:
-    path.write_bytes(cog_bytes(data, CRS, _transform(res), nodata))
+    write_cog_array(path, data, CRS, _transform(res), nodata)
 
 
 def _scl(land: Landscape, fv: np.ndarray, cloud: np.ndarray, shadow: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from shapely.geometry import shape
 from sqlmodel import select
 
 from eotasks.db import SceneRecord, session
-from eotasks.raster.crop import Asset
+from eotasks.raster.read import Asset
 
 
 def upsert_scene(record: SceneRecord, url: str | None = None) -> SceneRecord:

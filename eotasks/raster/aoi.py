@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 
 import shapely
 from pyproj import CRS, Geod, Transformer
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _GEOD = Geod(ellps="WGS84")
 
@@ -46,12 +50,37 @@ def to_crs(geom: BaseGeometry, crs: Any) -> BaseGeometry:
     The outline is first reduced to its corners (collinear points dropped) and then densified at a
     fixed step, so the same rectangle sent as a bbox or as a polygon gives the same shape, whatever
     vertices each carried."""
-    dst = CRS.from_user_input(crs)
-    if dst == CRS.from_epsg(4326):
+    transformer = from_lonlat(crs)
+    if transformer is None:
         return geom
     outline = shapely.segmentize(shapely.simplify(geom, 1e-12, preserve_topology=True), DENSIFY_DEG)
-    transformer = Transformer.from_crs(4326, dst, always_xy=True)
     return shapely.transform(outline, lambda xy: _stack(transformer.transform(xy[:, 0], xy[:, 1])))
+
+
+_transformers = threading.local()
+
+
+def from_lonlat(crs: Any) -> Transformer | None:
+    """The lon/lat -> ``crs`` transformer (None when ``crs`` is lon/lat), made once per thread and
+    CRS: building one costs more than transforming a field's outline, and they are not shared
+    between threads."""
+    cache = getattr(_transformers, "cache", None)
+    if cache is None:
+        cache = _transformers.cache = {}
+    key = crs if isinstance(crs, (str, int)) else str(crs)
+    if key not in cache:
+        dst = CRS.from_user_input(crs)
+        cache[key] = None if dst == CRS.from_epsg(4326) else Transformer.from_crs(4326, dst, always_xy=True)
+    return cache[key]
+
+
+def centre_inside(shape_in_crs: BaseGeometry, grid: Any) -> "np.ndarray":
+    """Which pixels of ``grid`` have their centre inside the shape (in the grid's CRS): the one
+    rasterisation every AOI goes through (GDAL's, not all-touched)."""
+    from rasterio.features import geometry_mask
+
+    return geometry_mask([mapping(shape_in_crs)], out_shape=(grid.height, grid.width), transform=grid.transform, invert=True,
+                         all_touched=False)
 
 
 def _stack(xy: tuple) -> Any:

@@ -62,7 +62,7 @@ def centre_coverage(geom: BaseGeometry, transform: Affine, width: int, height: i
     rasterisation as a single AOI's crop (``crop_to_aoi``), on the polygon's window only."""
     from rasterio.features import geometry_mask
 
-    from eotasks.raster.crop import centre_window
+    from eotasks.raster.grid import centre_window
 
     window = centre_window(geom.bounds, transform, width, height)
     if window is None:

@@ -360,19 +360,29 @@ def evaluate(node: Node, bands: dict[str, np.ndarray]) -> np.ndarray | float:
     raise TypeError(f"not an expression node: {node!r}")
 
 
-def evaluate_blocks(node: Node, bands: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    """``evaluate`` over blocks of ``EVAL_BLOCK`` pixels into one float64 array of ``shape``.
+def evaluate_blocks(node: Node, bands: dict[str, np.ndarray], shape: tuple[int, ...], out: np.ndarray | None = None,
+                    nodata_from: tuple[str, ...] = ()) -> np.ndarray:
+    """``evaluate`` over blocks of ``EVAL_BLOCK`` pixels into ``out`` (float64 of ``shape`` unless
+    given, any float dtype): NaN wherever the result is not finite (division by zero, log of a
+    negative number, overflow, also once cast to ``out``'s dtype), and wherever a band named in
+    ``nodata_from`` is NaN (``x ** 0`` is 1 even for a NaN ``x``: a pixel without data stays so).
 
-    Memory is the output plus height x block temporaries, not height x raster. Call under
+    Memory is ``out`` plus height x block temporaries, not height x raster. Call under
     ``np.errstate(all="ignore")``."""
-    out = np.empty(shape, np.float64)
+    if out is None:
+        out = np.empty(shape, np.float64)
     flat_out = out.reshape(-1)
     flat = {k: np.asarray(v).reshape(-1) if np.ndim(v) else v for k, v in bands.items()}
     size = flat_out.size
     for start in range(0, size, EVAL_BLOCK):
         stop = min(start + EVAL_BLOCK, size)
         block = {k: (v[start:stop] if np.ndim(v) else v) for k, v in flat.items()}
-        flat_out[start:stop] = evaluate(node, block)
+        values = np.broadcast_to(np.asarray(evaluate(node, block), np.float64), (stop - start,)).astype(out.dtype)
+        bad = ~np.isfinite(values)
+        for name in nodata_from:
+            bad |= np.isnan(block[name])
+        values[bad] = np.nan
+        flat_out[start:stop] = values
     return out
 
 

@@ -50,6 +50,9 @@ LAZY_IMPORTS = (
     "numpy.ma", "encodings.idna", "stringprep", "ctypes.util", "multiprocessing.popen_fork", "multiprocessing.popen_forkserver",
     "eotasks.warm.forkserver", "boto3", "botocore.config", "s3fs", "fsspec.implementations.local", "rich._emoji_codes",
     "prefect._vendor.croniter", "prefect._internal.pytz", "pytz", "curses", "boto3.s3.inject", "boto3.s3.transfer",
+    # The raster type's operations import their modules on first use (they import the type back).
+    "eotasks.raster.evaluate", "eotasks.raster.warp", "eotasks.raster.encode", "rasterio.features", "rasterio.shutil",
+    "rasterio.rio.helpers", "rasterio.vrt",
 )
 for _name in LAZY_IMPORTS:
     importlib.import_module(_name)

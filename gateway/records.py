@@ -1,0 +1,124 @@
+"""The gateway's database access, all of it: tasks, idempotency reservations, croppers.
+
+Each function is a plain synchronous database call run in a worker thread (``threaded``), so a
+route awaits it and the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from typing import Any, Awaitable, Callable, ParamSpec, TypeVar
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
+
+from eotasks.db import CropperRecord, TaskRecord, session, utcnow
+from gateway.errors import ApiError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# A reservation whose run was never linked to it after this long was abandoned (its gateway gave up
+# or died between the two writes): an idempotent retry takes the key over instead of pointing at it.
+STALE_RESERVATION_S = 30
+
+
+def threaded(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    return run
+
+
+@threaded
+def reserve(record: TaskRecord) -> bool:
+    """Insert the task row; False when another task already holds its (key, Idempotency-Key)."""
+    with session() as s:
+        s.add(record)
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            return False
+    return True
+
+
+@threaded
+def find_idempotent(key_id: int, idem: str) -> TaskRecord | None:
+    with session() as s:
+        return s.exec(select(TaskRecord).where(TaskRecord.api_key_id == key_id, TaskRecord.idempotency_key == idem)).first()
+
+
+@threaded
+def release_if_abandoned(record: TaskRecord) -> bool:
+    """Delete a reservation no run was ever linked to, once it is stale; True when it was."""
+    created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.timezone.utc)
+    if record.flow_run_id is not None or utcnow() - created < dt.timedelta(seconds=STALE_RESERVATION_S):
+        return False
+    with session() as s:
+        row = s.get(TaskRecord, record.id)
+        if row is None or row.flow_run_id is not None:
+            return row is None
+        s.delete(row)
+        s.commit()
+    return True
+
+
+@threaded
+def link_run(task_id: str, flow_run_id: str) -> None:
+    with session() as s:
+        row = s.get(TaskRecord, task_id)
+        if row is not None:
+            row.flow_run_id = flow_run_id
+            s.add(row)
+            s.commit()
+
+
+@threaded
+def forget(task_id: str) -> None:
+    """Remove a reservation whose run could not be created (it never existed for the client)."""
+    with session() as s:
+        record = s.get(TaskRecord, task_id)
+        if record is not None and record.flow_run_id is None:
+            s.delete(record)
+            s.commit()
+
+
+def _owned(task_id: str, key_id: int) -> TaskRecord:
+    if not _UUID4.match(task_id):
+        raise ApiError(404, "Task not found", [("task_id", "not a task id")])
+    with session() as s:
+        record = s.get(TaskRecord, task_id)
+    if record is None or record.api_key_id != key_id:
+        raise ApiError(404, "Task not found", [("task_id", "unknown")])
+    return record
+
+
+owned_task = threaded(_owned)
+
+
+@threaded
+def list_tasks(key_id: int, page: int, limit: int) -> tuple[list[TaskRecord], int]:
+    with session() as s:
+        found = s.exec(select(func.count()).select_from(TaskRecord).where(TaskRecord.api_key_id == key_id)).one()
+        rows = s.exec(select(TaskRecord).where(TaskRecord.api_key_id == key_id)
+                      .order_by(TaskRecord.created_at.desc()).offset((page - 1) * limit).limit(limit)).all()  # type: ignore[attr-defined]
+        return list(rows), int(found)
+
+
+@threaded
+def cropper_exists(ref: str) -> bool:
+    with session() as s:
+        return s.get(CropperRecord, ref) is not None
+
+
+@threaded
+def save_cropper(ref: str, geometry: dict[str, Any]) -> None:
+    with session() as s:
+        if s.get(CropperRecord, ref) is None:
+            s.add(CropperRecord(id=ref, geometry=geometry))
+            s.commit()
