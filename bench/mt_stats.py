@@ -26,6 +26,7 @@ os.environ.pop("PREFECT_API_URL", None)
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
+import shapely  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
 from rasterio.features import geometry_mask  # noqa: E402
@@ -41,10 +42,15 @@ def baseline(records, aoi_lonlat) -> list[dict]:
         red_name, nir_name = ("B04", "B08") if r.sensor == "sentinel2l2a" else ("B4", "B5")
         with rasterio.open(r.assets[red_name]["href"]) as red, rasterio.open(r.assets[nir_name]["href"]) as nir, \
                 rasterio.open(r.assets[r.mask_band]["href"]) as qa:
+            # SPEC's AOI: lon/lat edges, followed (densified to 0.001 degrees) into the scene's CRS;
+            # the pixels whose centres lie within its bounds.
             to_utm = Transformer.from_crs(4326, red.crs, always_xy=True).transform
-            aoi = shp_transform(to_utm, aoi_lonlat)
-            w = from_bounds(*aoi.bounds, transform=red.transform).round_offsets().round_lengths()
-            w = Window(w.col_off, w.row_off, w.width, w.height)
+            aoi = shp_transform(to_utm, shapely.segmentize(aoi_lonlat, 0.001))
+            t0 = red.transform
+            minx, miny, maxx, maxy = aoi.bounds
+            c0, c1 = int(np.ceil((minx - t0.c) / t0.a - 0.5)), int(np.floor((maxx - t0.c) / t0.a - 0.5))
+            r0, r1 = int(np.ceil((t0.f - maxy) / -t0.e - 0.5)), int(np.floor((t0.f - miny) / -t0.e - 0.5))
+            w = Window(c0, r0, c1 - c0 + 1, r1 - r0 + 1)
             t = red.window_transform(w)
             red_dn = red.read(1, window=w).astype(np.float64)
             nir_dn = nir.read(1, window=w).astype(np.float64)
@@ -55,13 +61,29 @@ def baseline(records, aoi_lonlat) -> list[dict]:
         rr, nn = red_dn * s + o, nir_dn * s + o
         with np.errstate(all="ignore"):
             ndvi = (nn - rr) / (nn + rr)
-        cloud = mask == 9 if r.mask_band == "SCL" else ((mask >> 8) & 3) == 3
-        valid = inside & (red_dn != 0) & (nir_dn != 0) & np.isfinite(ndvi) & ~cloud
+        # SPEC's definitions: the mask's fill (SCL 0 and 1, QA_PIXEL's fill bit) classifies nothing;
+        # cloud is the flagged share of the AOI pixels the mask classifies.
+        usable = ~np.isin(mask, (0, 1)) if r.mask_band == "SCL" else (mask & 1) == 0
+        cloud = (mask == 9 if r.mask_band == "SCL" else ((mask >> 8) & 3) == 3) & usable
+        valid = inside & usable & (red_dn != 0) & (nir_dn != 0) & np.isfinite(ndvi) & ~cloud
         v = ndvi[valid]
         p10, q1, med, q3, p90 = np.percentile(v, [10, 25, 50, 75, 90])
-        out.append({"date": r.date.isoformat(), "cloud": 100 * (cloud & inside).sum() / inside.sum(), "min": v.min(), "max": v.max(),
+        out.append({"date": r.date.isoformat(), "view_id": r.view_id, "cloud": 100 * (cloud & inside).sum() / (inside & usable).sum(), "min": v.min(), "max": v.max(),
                     "average": v.mean(), "median": med, "std": v.std(), "variance": v.var(), "q1": q1, "q3": q3, "p10": p10, "p90": p90})
     return out
+
+
+def same_answers(answer: dict, expected: list[dict]) -> None:
+    """The flow and the loop computed the same thing: scene by scene, every statistic and the cloud."""
+    got = {item["view_id"]: item for item in answer["result"]}
+    assert not answer["errors"] and set(got) == {item["view_id"] for item in expected}, (answer["errors"][:3], len(got), len(expected))
+    for theirs in expected:
+        mine = got[theirs["view_id"]]
+        for k, want in theirs.items():
+            if k in ("date", "view_id"):
+                assert mine[k] == want, (mine[k], want)
+            else:
+                assert abs(mine[k] - want) <= 1e-9 * max(1.0, abs(want)), (theirs["view_id"], k, mine[k], want)
 
 
 def main() -> None:
@@ -100,6 +122,7 @@ def main() -> None:
 
     base_s = timed(lambda: baseline(records, aoi))
     rows = [("plain rasterio + numpy loop", base_s)]
+    expected = baseline(records, aoi)
     # Prefect's fixed cost of one flow run (create, orchestrate, persist, heartbeat join at exit),
     # measured with a one-scene request: what the plain loop never pays.
     one = params.model_copy(update={"limit": 1})
@@ -110,6 +133,7 @@ def main() -> None:
         run = lambda: flow(task_id="00000000-0000-4000-8000-000000000000", api_key_id=key.id, params=params)  # noqa: E731
         answer = run()  # warm-up: the ephemeral API starts on the first run
         assert len(answer["result"]) + len(answer["errors"]) == args.scenes, answer["errors"][:3]
+        same_answers(answer, expected)
         rows.append((f"mt_stats flow, {workers} thread{'s' if workers > 1 else ''}", timed(run)))
 
     px = round((size - 200) / 10)

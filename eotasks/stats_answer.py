@@ -19,13 +19,13 @@ from typing import IO, Any, Iterator, Sequence
 
 import orjson
 
-from eotasks.timeseries import SceneOutcome, SceneRow, SkippedRow
+from eotasks.timeseries import SceneOutcome, SceneRef, SceneRow, SkippedRow
 
 CSV_STATS = ("count", "nodata_count", "average", "median", "min", "max", "std", "variance", "q1", "q3", "p10", "p90")
 
 
-def _base(record: Any) -> dict[str, Any]:
-    return {"scene_id": record.scene_id, "view_id": record.view_id, "date": record.date.isoformat()}
+def _base(scene: SceneRef) -> dict[str, Any]:
+    return {"scene_id": scene.scene_id, "view_id": scene.view_id, "date": scene.date}
 
 
 @dataclass
@@ -69,20 +69,20 @@ class TimeSeriesAnswer:
     def error_count(self) -> int:
         return len(self._errors)
 
-    def _key(self, field_id: Any, record: Any) -> tuple:
-        return (self.field_order.get(field_id, 0), record.date.isoformat() if record else "", record.view_id if record else "")
+    def _key(self, field_id: Any, scene: SceneRef | None) -> tuple:
+        return (self.field_order.get(field_id, 0), scene.date if scene else "", scene.view_id if scene else "")
 
     # -- rows in --------------------------------------------------------------------------------------
 
     def add(self, outcome: SceneOutcome) -> None:
         for row in outcome.rows:
-            self._keep(self._results, self._key(row.field_id, row.record), self._row_bytes(row))
+            self._keep(self._results, self._key(row.field_id, row.scene), self._row_bytes(row))
             self._summarize(row)
         for skipped in outcome.skipped:
             self.add_skipped(skipped)
 
     def add_skipped(self, skipped: SkippedRow) -> None:
-        self._keep(self._errors, self._key(skipped.field_id, skipped.record), self._skipped_bytes(skipped))
+        self._keep(self._errors, self._key(skipped.field_id, skipped.scene), self._skipped_bytes(skipped))
 
     def _keep(self, into: list, key: tuple, data: bytes) -> None:
         into.append((key, data))
@@ -90,7 +90,7 @@ class TimeSeriesAnswer:
 
     def result_item(self, row: SceneRow) -> dict[str, Any]:
         item: dict[str, Any] = {"field_id": row.field_id} if self.fields else {}
-        item.update(_base(row.record))
+        item.update(_base(row.scene))
         item["cloud"] = row.cloud
         if row.unmasked:
             item["unmasked"] = True
@@ -104,8 +104,8 @@ class TimeSeriesAnswer:
         item: dict[str, Any] = {"status": False}
         if self.fields:
             item["field_id"] = skipped.field_id
-        if skipped.record is not None:
-            item.update(_base(skipped.record))
+        if skipped.scene is not None:
+            item.update(_base(skipped.scene))
         item["error"] = skipped.error
         return item
 
@@ -116,15 +116,14 @@ class TimeSeriesAnswer:
 
     def _skipped_bytes(self, skipped: SkippedRow) -> bytes:
         if self.output_format == "csv":
-            record = skipped.record
-            cells = [skipped.field_id, record.date.isoformat() if record else "", record.view_id if record else "",
-                     record.scene_id if record else ""]
+            scene = skipped.scene
+            cells = [skipped.field_id, scene.date if scene else "", scene.view_id if scene else "", scene.scene_id if scene else ""]
             return _csv([*cells, *[""] * (len(self.csv_header()) - 5), skipped.error])
         return orjson.dumps(self.error_item(skipped))
 
     def _summarize(self, row: SceneRow) -> None:
         value = row.indexes[self.indices[0]]["average"]
-        date = row.record.date.isoformat()
+        date = row.scene.date
         s = self.summaries.setdefault(row.field_id, FieldSummary())
         s.scenes += 1
         if date >= s.latest[0]:
@@ -144,7 +143,7 @@ class TimeSeriesAnswer:
         out = []
         for index in self.indices:
             s = row.indexes[index]
-            cells = [row.field_id, row.record.date.isoformat(), row.record.view_id, row.record.scene_id, index, row.cloud,
+            cells = [row.field_id, row.scene.date, row.scene.view_id, row.scene.scene_id, index, row.cloud,
                      *[s.get(k) for k in CSV_STATS], *[(s.get("percentiles") or {}).get(f"{p:g}") for p in self.percentiles]]
             if self.histogram_bins:
                 h = s.get("histogram") or {}

@@ -3,9 +3,10 @@
 One path for a single AOI and for thousands of fields: a single AOI is one field. The fields a scene
 meets are laid on the scene's grid once (their coverage: which pixels, with what weight;
 ``eotasks.raster.coverage``) and that coverage is kept for every other scene on the same grid
-(every date of a tile). The scene's bands are then read in blocks of ``BLOCK`` x ``BLOCK`` pixels,
-only where some field has pixels, so memory is one block plus the fields' own pixels however they
-are spread over the tile. Each block's index values feed every field that has pixels in it.
+(every date of a tile). The scene's bands are then read in one window where the fields' pixels fill
+it (a single AOI, clustered fields), or else in blocks of ``BLOCK`` x ``BLOCK`` pixels only where
+some field has pixels, so memory follows the fields however they are spread over the tile. Each
+window's index values feed every field that has pixels in it.
 
 With ``coverage="centre"`` a pixel belongs to a field when its centre is inside; with ``"exact"``
 it weighs the fraction of its area inside (exactextract's coverage). The mask band is read onto each
@@ -88,12 +89,26 @@ class Fields(Sequence[Field]):
         return iter(self.items)
 
 
+@dataclass(frozen=True)
+class SceneRef:
+    """Which scene an answer's item is about: its ids and date, nothing more (a step's result is
+    walked by Prefect, and a catalogue row's footprint and assets would be walked with it)."""
+
+    scene_id: str
+    view_id: str
+    date: str  # ISO
+
+    @classmethod
+    def of(cls, record: SceneRecord) -> "SceneRef":
+        return cls(record.scene_id, record.view_id, record.date.isoformat())
+
+
 @dataclass
 class SceneRow:
     """One field's statistics on one scene (a ``result`` item)."""
 
     field_id: Any
-    record: SceneRecord
+    scene: SceneRef
     cloud: float
     indexes: dict[str, dict[str, Any]]  # bm_type item -> statistics
     unmasked: bool = False
@@ -104,7 +119,7 @@ class SkippedRow:
     """A field (or the AOI) left out of one scene, or of every scene, with the reason (an ``errors`` item)."""
 
     field_id: Any
-    record: SceneRecord | None
+    scene: SceneRef | None
     error: str
 
 
@@ -190,14 +205,23 @@ def field_coverages(fields: Sequence[Field], grid: Grid, rule: str) -> list[Cove
 
 @dataclass(frozen=True)
 class GridPlan:
-    """All fields' pixels on one grid, grouped by read block: what each block feeds."""
+    """All fields' pixels on one grid, grouped by read window: what each window feeds."""
 
-    cells: np.ndarray  # int64 flat indices into the grid
+    local: np.ndarray  # int64 index of each cell inside its window (row-major)
     weights: np.ndarray  # float64
     field: np.ndarray  # int64 field index of each cell
-    blocks: list[tuple[int, int, int]]  # (block id, start, stop) into the arrays above
+    windows: list[tuple[int, int, int, int, int, int]]  # (row, col, height, width, start, stop) into the arrays above
     met: np.ndarray  # bool per field: it has pixels on this grid
-    blocks_across: int
+    # One field of unit weights (a single AOI, centre rule) in one window: its pixels as a mask of
+    # the window, so a scene's gather is a few mask operations rather than index lookups.
+    inside: np.ndarray | None = None
+
+
+# One window for all the cells when they fill at least this share of their bounding window (one AOI,
+# clustered fields) and it is not larger than this: one read per band. Fields scattered over a tile
+# are read in BLOCK x BLOCK windows where they are, so memory follows the fields, not the tile.
+DENSE_SHARE = 0.25
+DENSE_MAX_PIXELS = 1 << 24
 
 
 def grid_plan(fields: Sequence[Field], grid: Grid, rule: str) -> GridPlan:
@@ -209,14 +233,33 @@ def grid_plan(fields: Sequence[Field], grid: Grid, rule: str) -> GridPlan:
         cells = np.concatenate([c.cells for c in covs] or [np.zeros(0, np.int64)])
         weights = np.concatenate([c.weights for c in covs] or [np.zeros(0)])
         owner = np.repeat(np.arange(len(covs)), [c.cells.size for c in covs])
-        across = (grid.width + BLOCK - 1) // BLOCK
+        if cells.size == 0:
+            return GridPlan(cells, weights, owner, [], met)
         rows, cols = np.divmod(cells, grid.width)
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        extent = (r1 - r0) * (c1 - c0)
+        if extent <= DENSE_MAX_PIXELS and cells.size >= DENSE_SHARE * extent:
+            local = (rows - r0) * (c1 - c0) + (cols - c0)
+            inside = None
+            if len(fields) == 1 and (weights == 1.0).all():
+                inside = np.zeros((r1 - r0) * (c1 - c0), bool)
+                inside[local] = True
+                inside = inside.reshape(r1 - r0, c1 - c0)
+            return GridPlan(local, weights, owner, [(r0, c0, r1 - r0, c1 - c0, 0, cells.size)], met, inside)
+        across = (grid.width + BLOCK - 1) // BLOCK
         block = (rows // BLOCK) * across + cols // BLOCK
         order = np.argsort(block, kind="stable")
-        cells, weights, owner, block = cells[order], weights[order], owner[order], block[order]
+        rows, cols, weights, owner, block = rows[order], cols[order], weights[order], owner[order], block[order]
         ids, starts = np.unique(block, return_index=True)
         stops = np.append(starts[1:], block.size)
-        return GridPlan(cells, weights, owner, [(int(i), int(a), int(b)) for i, a, b in zip(ids, starts, stops)], met, across)
+        windows = []
+        local = np.empty(cells.size, np.int64)
+        for i, a, b in zip(ids.tolist(), starts.tolist(), stops.tolist()):
+            br, bc = divmod(i, across)
+            h, w = min(BLOCK, grid.height - br * BLOCK), min(BLOCK, grid.width - bc * BLOCK)
+            local[a:b] = (rows[a:b] - br * BLOCK) * w + (cols[a:b] - bc * BLOCK)
+            windows.append((br * BLOCK, bc * BLOCK, h, w, a, b))
+        return GridPlan(local, weights, owner, windows, met)
 
     return PLANS.get(key, make)
 
@@ -230,7 +273,8 @@ class _Gathered:
 
     n: int
     indices: Sequence[str]
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    # (values, weights, fields) of each window; weights and fields None for one field of unit weights
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]] = field(default_factory=dict)
     left: dict[str, np.ndarray] = field(default_factory=dict)
     usable: np.ndarray = field(default_factory=lambda: np.zeros(0))
     flagged: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -260,33 +304,51 @@ def scene_statistics(record: SceneRecord, indices: Sequence[str], fields: Sequen
             grid = files.native_grid(coarsest(assets, bands))
             plan = grid_plan(fields, grid, options.coverage)
             got.met |= plan.met
-            for block_id, start, stop in plan.blocks:
-                br, bc = divmod(block_id, plan.blocks_across)
-                block = grid.block(br * BLOCK, bc * BLOCK, BLOCK, BLOCK)
+            for row, col, height, width, start, stop in plan.windows:
+                block = grid.block(row, col, height, width)
                 raster = files.read(bands, block)
                 if kind is not None:
-                    mask = files.read([record.mask_band], block).band(record.mask_band)
-                    usable = ~np.isnan(mask) & cloudmask.usable(kind, np.nan_to_num(mask).astype(np.int64))
-                    flags = cloudmask.flagged(kind, np.nan_to_num(mask).astype(np.int64), options.cloud_masking_level) & usable
+                    classes, has_data = files.read_classes(record.mask_band, block)
+                    usable = has_data & cloudmask.usable(kind, classes)
+                    flags = cloudmask.flagged(kind, classes, options.cloud_masking_level) & usable
                 else:
                     usable = np.ones(block.shape, bool)
                     flags = np.zeros(block.shape, bool)
-                rows, cols = np.divmod(plan.cells[start:stop], grid.width)
-                local = (rows - br * BLOCK) * block.width + (cols - bc * BLOCK)
+                values = raster.evaluate([programs[i] for i in group]).values
+                if plan.inside is not None:
+                    _gather_one(got, group, values, plan.inside, usable, flags, first == 0, options.exclude_cover_pixels)
+                    continue
+                values = values.reshape(len(group), -1)
+                local = plan.local[start:stop]
                 weight, owner = plan.weights[start:stop], plan.field[start:stop]
                 u, f = usable.ravel()[local], flags.ravel()[local]
                 if first == 0:  # cloud is measured on the first grid, as for a single AOI
-                    got.usable += np.bincount(owner[u], weight[u], got.n)
-                    got.flagged += np.bincount(owner[f], weight[f], got.n)
-                values = raster.evaluate([programs[i] for i in group]).values.reshape(len(group), -1)
+                    got.usable += np.bincount(owner, np.where(u, weight, 0.0), got.n)
+                    got.flagged += np.bincount(owner, np.where(f, weight, 0.0), got.n)
                 for k, index in enumerate(group):
                     v = values[k][local]
                     keep = ~np.isnan(v) & u
                     if options.exclude_cover_pixels:
                         keep &= ~f
                     got.parts[index].append((v[keep], weight[keep], owner[keep]))
-                    got.left[index] += np.bincount(owner[~keep], weight[~keep], got.n)
+                    got.left[index] += np.bincount(owner, np.where(keep, 0.0, weight), got.n)
     return _outcome(record, fields, got, options, unmasked=kind is None)
+
+
+def _gather_one(got: _Gathered, group: list[str], values: np.ndarray, inside: np.ndarray, usable: np.ndarray, flags: np.ndarray,
+                first: bool, exclude: bool) -> None:
+    """The gather for one field of unit weights, with masks of its window (what the general gather
+    computes for it, without index lookups)."""
+    covered = inside & usable
+    if first:
+        got.usable[0] += int(covered.sum())
+        got.flagged[0] += int((flags & covered).sum())
+    total = int(inside.sum())
+    ok = covered & ~flags if exclude else covered
+    for k, index in enumerate(group):
+        v = values[k][ok & ~np.isnan(values[k])]
+        got.parts[index].append((v, None, None))
+        got.left[index][0] += total - v.size
 
 
 def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, options: StatsOptions, unmasked: bool) -> SceneOutcome:
@@ -297,10 +359,18 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
     for index in got.indices:
         parts = got.parts[index]
         v = np.concatenate([p[0] for p in parts] or [np.zeros(0)])
-        w = np.concatenate([p[1] for p in parts] or [np.zeros(0)])
-        g = np.concatenate([p[2] for p in parts] or [np.zeros(0, np.int64)])
-        stats[index] = grouped_summaries(v, w, g, n, qs)
+        w: np.ndarray | None
+        g: np.ndarray | None
+        if parts and all(p[1] is None for p in parts):  # one field of unit weights
+            w, g = None, None
+            stats[index] = grouped_summaries(v, None, None, 1, qs)
+        else:
+            w = np.concatenate([p[1] if p[1] is not None else np.ones(p[0].size) for p in parts] or [np.zeros(0)])
+            g = np.concatenate([p[2] if p[2] is not None else np.zeros(p[0].size, np.int64) for p in parts] or [np.zeros(0, np.int64)])
+            stats[index] = grouped_summaries(v, w, g, n, qs)
         if options.histogram_edges is not None:
+            if w is None or g is None:
+                w, g = np.ones(v.size), np.zeros(v.size, np.int64)
             hists[index] = grouped_histograms(v, w, g, n, list(options.histogram_edges))
     # min(): the flagged weights are a subset of the usable ones, summed in another order (a fully
     # clouded field must not come out at 100.00000000000001 % and be refused at a 100 % threshold).
@@ -314,18 +384,19 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
     hist_lists = {index: tuple(a.tolist() for a in hists[index]) for index in hists}
     cloud_l, met_l = cloud.tolist(), got.met.tolist()
     out = SceneOutcome()
+    ref = SceneRef.of(record)
     for i, f in enumerate(fields):
         where = "AOI" if f.id is None else "field"
         if not met_l[i]:
             if f.id is None:  # the scene's footprint meets the AOI, but no pixel of its grid does
-                out.skipped.append(SkippedRow(None, record, "No valid pixels in the AOI"))
+                out.skipped.append(SkippedRow(None, ref, "No valid pixels in the AOI"))
             continue
         if cloud_l[i] > options.max_cloud_cover_in_aoi:
-            out.skipped.append(SkippedRow(f.id, record, f"Cloud cover in the {where} is {cloud_l[i]:.1f} %, above max_cloud_cover_in_aoi "
+            out.skipped.append(SkippedRow(f.id, ref, f"Cloud cover in the {where} is {cloud_l[i]:.1f} %, above max_cloud_cover_in_aoi "
                                                         f"{options.max_cloud_cover_in_aoi:g}"))
             continue
         if any(not lists[index]["count"][i] > 0 for index in got.indices):
-            out.skipped.append(SkippedRow(f.id, record, f"No valid pixels in the {where}"))
+            out.skipped.append(SkippedRow(f.id, ref, f"No valid pixels in the {where}"))
             continue
         indexes = {}
         for index in got.indices:
@@ -343,5 +414,5 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
                 counts, under, over = hist_lists[index]
                 one["histogram"] = {"edges": edges, "counts": [conv(c) for c in counts[i]], "underflow": conv(under[i]), "overflow": conv(over[i])}
             indexes[index] = one
-        out.rows.append(SceneRow(f.id, record, cloud_l[i], indexes, unmasked))
+        out.rows.append(SceneRow(f.id, ref, cloud_l[i], indexes, unmasked))
     return out

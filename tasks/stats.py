@@ -20,7 +20,7 @@ from shapely.geometry import shape
 from eotasks.db import SceneRecord
 from eotasks.errors import UserError
 from eotasks.settings import get_settings
-from eotasks.timeseries import Field, Fields, SceneOutcome, SkippedRow, StatsOptions, scene_statistics
+from eotasks.timeseries import Field, Fields, SceneOutcome, SceneRef, SkippedRow, StatsOptions, scene_statistics
 from tasks._policy import compute_step
 
 T = TypeVar("T")
@@ -77,7 +77,8 @@ def statistics_of_scene(record: SceneRecord, indices: Sequence[str], fields: Seq
         _log_warning("scene %s left out after %d attempts: %r", record.view_id, attempts, exc)
         reason = f"The scene could not be read after {attempts} attempts: {read_error_sentence(exc)}"
     footprint = shape(record.footprint)
-    return SceneOutcome(skipped=[SkippedRow(f.id, record, reason) for f in fields if f.id is None or footprint.intersects(f.shape)])
+    ref = SceneRef.of(record)
+    return SceneOutcome(skipped=[SkippedRow(f.id, ref, reason) for f in fields if f.id is None or footprint.intersects(f.shape)])
 
 
 def batches(scenes: list[SceneRecord], workers: int, max_batch: int = 16) -> list[list[SceneRecord]]:

@@ -54,7 +54,8 @@ def test_task_ownership_rows(db_url):
         s.commit()
     with session(db_url) as s:
         got = s.get(TaskRecord, task_id)
-    assert got.api_key_id == k.id and got.created_at.tzinfo is not None or got.created_at is not None
+    assert got.api_key_id == k.id and got.type == "bandmath" and got.idempotency_key == "i1"
+    assert got.created_at is not None and got.status is None and got.flow_run_id is None
 
 
 def test_ingest_real_sample_folder(db_url):

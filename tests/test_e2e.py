@@ -79,17 +79,24 @@ def test_bandmath_ndvi_over_a_polygon_with_callback(stack):
 
 @pytest.mark.parametrize("mode", ["drip", "silent"])
 def test_a_dead_callback_server_delays_nothing(stack, mode):
-    """A callback server that drips bytes or never answers: the task finishes as fast as any, and the
-    outbox gives up on it within its deadlines."""
+    """A callback server that drips bytes or never answers: the task ends before the outbox's first
+    attempt even begins (nothing of the callback is in the run's way), as fast as a twin task
+    without a callback, and the outbox gives up on it within its deadlines."""
+    import datetime as dt
+
     from eotasks.db import CallbackRecord, session
     from tests.test_callbacks import Listener
 
+    def timed(**top) -> tuple[str, float]:
+        started = time.monotonic()
+        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, **top)
+        assert stack.wait(task_id, timeout=60).status_code == 303
+        return task_id, time.monotonic() - started
+
     server = Listener(mode)
     try:
-        started = time.monotonic()
-        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=server.url)
-        assert stack.wait(task_id, timeout=60).status_code == 303
-        assert time.monotonic() - started < 15  # no callback attempt in the run's way
+        _, twin = timed()
+        task_id, took = timed(callback_url=server.url)
         row = None
         deadline = time.monotonic() + 30  # two 2 s attempts 0.5 s apart, and the sender's 1 s tick
         while time.monotonic() < deadline:
@@ -100,6 +107,10 @@ def test_a_dead_callback_server_delays_nothing(stack, mode):
             time.sleep(0.3)
         assert row is not None and row.outcome == "gave up" and row.attempts == 2, row
         assert row.last_result == "no answer within 2 s" and server.connections == 2
+        with session(stack.db_url) as s:
+            ended = s.get(TaskRecord, task_id).ended_at.replace(tzinfo=dt.timezone.utc).timestamp()
+        assert ended < server.accepted[0], (ended, server.accepted)  # the run had ended before any attempt
+        assert took < twin + 2.0, (took, twin)  # inside the run, two 2 s attempts would have added ~4.5 s
     finally:
         server.close()
 
@@ -317,7 +328,7 @@ def test_no_secret_in_any_log(stack):
 
     listener = CallbackListener()
     try:
-        hook = f"{listener.url}?token=cb-secret-123456"
+        hook = f"{listener.url}/webhook-path-secret-77?token=cb-secret-123456"
         task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=hook)
         r = stack.wait(task_id)
         assert r.status_code == 303
@@ -330,17 +341,87 @@ def test_no_secret_in_any_log(stack):
             time.sleep(0.2)
     finally:
         listener.close()
-    time.sleep(3)  # flow-run logs are shipped in batches
     secrets = {"api key": stack.key, "signing secret": (stack.root / "signing.secret").read_text().strip(),
-               "signature": signature, "callback token": "cb-secret-123456"}
-    texts = {p.name: p.read_text(errors="replace") for p in (stack.root / "logs").glob("*.log")}
+               "signature": signature, "callback token": "cb-secret-123456", "callback path": "webhook-path-secret-77"}
     api = stack.service.env["PREFECT_API_URL"]
     with session(stack.db_url) as s:
         run_ids = [s.get(TaskRecord, t).flow_run_id for t in (task_id, failed)]
-    entries = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200}).json()
+    # Flow-run logs reach Prefect in batches: wait until both runs' last lines are there.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        entries = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200}).json()
+        if sum("Finished in state" in e["message"] and e.get("task_run_id") is None for e in entries) >= 2:
+            break
+        time.sleep(0.2)
+    texts = {p.name: p.read_text(errors="replace") for p in (stack.root / "logs").glob("*.log")}
     texts["prefect flow-run logs"] = "\n".join(e["message"] for e in entries)
     assert "uvicorn.access" in texts["gateway.log"] or "GET /api/" in texts["gateway.log"]  # the access log is there
     assert len(entries) > 5
     for what, secret in secrets.items():
         for name, text in texts.items():
             assert secret not in text, f"{what} found in {name}"
+
+
+def test_client_json_is_stored_in_prefect_as_plain_geojson(stack):
+    """The run's parameters as Prefect stored them: the geometry is the one we rebuilt, nothing of a
+    client's template or variable reference reached Prefect, and nothing was rendered."""
+    template = {"__prefect_kind": "jinja", "template": "{{ 'ren' ~ 'dered-by-jinja' }}"}
+    geometry = {**GEOMETRY, "extra": template, "crs": {"__prefect_kind": "workspace_variable", "variable_name": "x"}}
+    started = time.monotonic()
+    task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": geometry})
+    assert time.monotonic() - started < 2.0
+    with session(stack.db_url) as s:
+        run_id = s.get(TaskRecord, task_id).flow_run_id
+    stored = httpx.get(f"{stack.service.env['PREFECT_API_URL']}/flow_runs/{run_id}").json()["parameters"]
+    assert stored["params"]["geometry"] == {"type": "Polygon", "coordinates": [[[float(x), float(y)] for x, y in TRIANGLE]]}
+    assert "rendered-by-jinja" not in str(stored) and "__prefect" not in str(stored)
+    assert stack.wait(task_id).status_code == 303
+
+
+def test_a_run_removed_from_prefect_is_answered_not_a_500(stack):
+    task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY})
+    with session(stack.db_url) as s:
+        run_id = s.get(TaskRecord, task_id).flow_run_id
+    api = stack.service.env["PREFECT_API_URL"]
+    httpx.post(f"{api}/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLED"}, "force": True})
+    assert httpx.delete(f"{api}/flow_runs/{run_id}").status_code == 204
+    # Its record says nothing yet (the run was removed before it ended): Prefect has nothing either.
+    with session(stack.db_url) as s:
+        record = s.get(TaskRecord, task_id)
+        record.status, record.stage = None, None
+        s.add(record)
+        s.commit()
+    got = stack.client.get(f"{stack.base}/api/{task_id}", params={"api_key": stack.key})
+    assert got.status_code == 200 and got.json()["task_type"] == "failed" and "no longer exists" in got.json()["error"]
+    assert stack.client.delete(f"{stack.base}/api/{task_id}", params={"api_key": stack.key}).status_code == 409
+
+
+def test_the_listing_reads_states_past_prefects_page(prefect_server):
+    """250 runs: Prefect answers at most 200 per request; none past them reads as created."""
+    import asyncio
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Completed
+
+    from gateway.runs import PrefectRuns
+
+    @flow(name="listing-probe")
+    def probe() -> None:
+        pass
+
+    async def go() -> tuple[int, set[str]]:
+        with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{prefect_server}/api"}):
+            async with get_client() as client:
+                ids = [str((await client.create_flow_run(probe, state=Completed())).id) for _ in range(250)]
+            runs = PrefectRuns()
+            await runs.start()
+            try:
+                states = await runs.states(ids)
+            finally:
+                await runs.stop()
+            return len(states), set(states.values())
+
+    count, kinds = asyncio.run(go())
+    assert count == 250 and kinds == {"COMPLETED"}

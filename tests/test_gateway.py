@@ -51,8 +51,13 @@ def runs():
 
 @pytest.fixture(scope="module")
 def client(runs):
+    """The contract's tests share a key; the rate limit has a test of its own (with its own app)."""
+    from gateway.auth import RateLimiter
+
     init_db()
-    with TestClient(create_app(runs)) as c:
+    app = create_app(runs)
+    app.state.rate_limiter = RateLimiter(0)  # unlimited: ~120 requests here must not meet the per-minute limit
+    with TestClient(app) as c:
         yield c
 
 
@@ -546,3 +551,49 @@ def test_client_json_reaches_prefect_only_as_plain_data_we_built(client, key, ru
     assert params["fields"] == {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": "a", "geometry": sent}, {"type": "Feature", "id": 7, "geometry": sent}]}
     assert all(not contains_prefect_kind(p) for p in runs.created)
+
+
+def test_an_abandoned_reservation_fails_and_an_idempotent_retry_takes_it_over(client, key, runs):
+    """The row of a task whose run was never linked (its gateway died, or the database failed between
+    the two writes) answers failed once stale, and a retry with its Idempotency-Key is a new task."""
+    import hashlib
+    import json
+
+    from eotasks.db import TaskRecord, find_api_key, session
+
+    body = good(reference="abandoned")
+    idem = f"abandoned-{uuid.uuid4()}"
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    stale = TaskRecord(id=str(uuid.uuid4()), api_key_id=find_api_key(key).id, type="bandmath", req_id=str(uuid.uuid4()),
+                       idempotency_key=idem, body_hash=digest, created_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+    with session() as s:
+        s.add(stale)
+        s.commit()
+    g = client.get(f"/api/{stale.id}", params={"api_key": key}).json()
+    assert g["task_type"] == "failed" and "could not be created" in g["error"]
+    retried = post(client, key, body, headers={"Idempotency-Key": idem})
+    assert retried.status_code == 202 and retried.json()["task_id"] != stale.id
+    assert runs.created[-1]["task_id"] == retried.json()["task_id"]
+
+
+def test_a_task_cancelled_while_queued_gets_its_callback(client, key, runs, monkeypatch):
+    """No engine runs the hooks of a run cancelled before it started: the gateway sends the callback."""
+    from eotasks.db import CallbackRecord, session
+    from eotasks.settings import reset_settings
+
+    monkeypatch.setenv("EOTASKS_CALLBACK_ALLOW_PRIVATE", "true")
+    reset_settings()
+    try:
+        task_id = post(client, key, {**good(), "callback_url": "http://127.0.0.1:9/hook"}).json()["task_id"]
+    finally:
+        monkeypatch.delenv("EOTASKS_CALLBACK_ALLOW_PRIVATE")
+        reset_settings()
+    runs.state = "SCHEDULED"
+    try:
+        assert client.get(f"/api/{task_id}", params={"api_key": key}).json()["task_type"] == "created"
+        assert client.delete(f"/api/{task_id}", params={"api_key": key}).status_code == 202
+    finally:
+        runs.state = "RUNNING"
+    with session() as s:
+        row = s.exec(__import__("sqlmodel").select(CallbackRecord).where(CallbackRecord.task_id == task_id)).one()
+    assert row.body["task_type"] == "cancelled" and row.body["task_id"] == task_id

@@ -306,9 +306,18 @@ def test_production_survives_a_killed_worker_and_a_restarted_server(databases, t
                 out[t] = "unavailable" if r.status_code == 503 else ("finished" if "result" in r.json() else r.json().get("task_type"))
             return out
 
-        deadline = time.monotonic() + 60
-        while "started" not in kinds().values() and time.monotonic() < deadline:
+        api = env["PREFECT_API_URL"]
+
+        def running_on(worker_name: str) -> list[str]:
+            runs = httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 200}).json()
+            return [r["id"] for r in runs if (r.get("labels") or {}).get("prefect.worker.name") == worker_name]
+
+        # The kill must strand work: wait until tasks are started and worker-a is running some of them.
+        deadline = time.monotonic() + 90
+        while not ("started" in kinds().values() and running_on("worker-a")):
+            assert time.monotonic() < deadline, (kinds(), running_on("worker-a"))
             time.sleep(0.2)
+        stranded = running_on("worker-a")
         [worker] = [p for name, p in service.procs if name == "worker-a"]
         os.killpg(worker.pid, signal.SIGKILL)
         started = time.monotonic()
@@ -324,10 +333,23 @@ def test_production_survives_a_killed_worker_and_a_restarted_server(databases, t
             time.sleep(2)
         elapsed = time.monotonic() - started
         assert all(k in ("finished", "failed") for k in seen.values()), seen
+        finished = [t for t, k in seen.items() if k == "finished"]
         for t, k in seen.items():
-            if k == "failed":
+            if k == "failed":  # only a run stranded three times may fail, and it says so; never "internal error"
                 body = client.get(f"{base}/api/{t}", params={"api_key": key}).json()
-                assert body["error"].endswith(("please submit it again", "contact the operator")), body
-        print(f"all 20 tasks ended {elapsed:.0f} s after the faults: {sum(k == 'finished' for k in seen.values())} finished")
+                assert body["error"].endswith("please submit it again"), body
+        assert len(finished) >= 18, seen
+        # The runs the kill stranded were brought back by the automations, not ended some other way.
+        resubmitted = [r for r in stranded if any(st["name"] == "Resubmitted" for st in
+                                                  httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": r}).json())]
+        assert resubmitted, stranded
+        for t in finished:  # and what they finished with is real: a file to download, or statistics
+            r = client.get(f"{base}/api/{t}", params={"api_key": key})
+            if r.status_code == 303:
+                assert client.get(r.headers["Location"]).status_code == 200
+            else:
+                assert len(r.json()["result"]) == 10 and r.json()["errors"] == [], r.text
+        print(f"all 20 tasks ended {elapsed:.0f} s after the faults: {len(finished)} finished, {len(resubmitted)} of "
+              f"{len(stranded)} stranded runs resubmitted")
     finally:
         service.stop(grace=5)

@@ -40,3 +40,46 @@ def test_s3_store_from_settings_with_presigned_url(moto_s3, monkeypatch):
     assert "X-Amz-Signature" in url and "/eotasks-results/unit/t1/result.tif" in url
     assert httpx.get(url).content == b"\\x00\\x01payload"
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "X-Amz-Expires=60" in url
+
+
+def test_s3_links_are_signed_for_at_most_seven_days(moto_s3):
+    """SigV4 refuses presigned URLs beyond 7 days: a 30-day chart link is signed for 7."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from eotasks.store import ResultStore
+
+    store = ResultStore("s3://eotasks-results/x", endpoint_url=moto_s3, key_id="testing", secret="testing")
+    url = store.download_url("t/chart.svg", ttl_s=30 * 86400)
+    assert parse_qs(urlsplit(url).query)["X-Amz-Expires"] == [str(7 * 86400)]
+
+
+def test_a_reader_never_sees_a_half_written_result(tmp_path):
+    """A key is written under a new name and renamed over it when whole: while a second writer is
+    half way (a resubmitted run whose first process lives on), readers see the first whole file."""
+    import threading
+    import time
+
+    from eotasks.store import ResultStore
+
+    store = ResultStore(str(tmp_path))
+    first = b"a" * 1_000_000
+    store.put("task/out.tif", first)
+    started = threading.Event()
+
+    def slow():
+        for i in range(20):
+            if i == 1:
+                started.set()
+            time.sleep(0.02)
+            yield b"b" * 50_000
+
+    writer = threading.Thread(target=store.put_chunks, args=("task/out.tif", slow()))
+    writer.start()
+    started.wait()
+    seen = set()
+    while writer.is_alive():
+        seen.add(store.get("task/out.tif"))
+    writer.join()
+    assert seen <= {first, b"b" * 1_000_000} and first in seen
+    assert store.get("task/out.tif") == b"b" * 1_000_000
+    assert [p.name for p in (tmp_path / "task").iterdir()] == ["out.tif"]  # no partial file left behind

@@ -153,6 +153,19 @@ class BandFiles:
         src = self.dataset(band)
         return Grid(src.crs.to_string(), src.transform, src.width, src.height)
 
+    def read_classes(self, band: str, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+        """A class or bit-flag band (a cloud mask) on ``grid``, nearest: its stored numbers as they
+        are, and where it has data. Classes are not values: no scaling, no NaN."""
+        src, asset = self.dataset(band), self.assets[band]
+        nodata = asset.nodata if asset.nodata is not None else src.nodata
+        if src.crs.to_string() != grid.crs:
+            raise AssetReadError(f"band {band} is in {src.crs}, not the scene's {grid.crs}")
+        try:
+            stored = src.read(1, window=src.window(*grid.bounds), out_shape=grid.shape, resampling=Resampling.nearest)
+        except rasterio.errors.RasterioIOError as exc:
+            raise AssetReadError(f"cannot read band {band} from {asset.href}: {exc}") from exc
+        return stored, _not_nodata(stored, nodata)
+
     def read(self, bands: Sequence[str], grid: Grid, resampling: Resampling = Resampling.average, scaled: bool = True) -> Raster:
         """``bands`` on ``grid``: spectral bands resampled with ``resampling``, class bands with nearest."""
         planes = {}

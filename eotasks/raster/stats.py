@@ -22,7 +22,7 @@ def summarize(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def grouped_summaries(values: np.ndarray, weights: np.ndarray, groups: np.ndarray, n_groups: int, qs: list[float]
+def grouped_summaries(values: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, n_groups: int, qs: list[float]
                       ) -> dict[str, np.ndarray]:
     """Weighted statistics of many groups at once (one array per statistic, indexed by group; NaN
     where a group has no weight), in a few numpy passes, so thousands of fields cost little.
@@ -33,13 +33,22 @@ def grouped_summaries(values: np.ndarray, weights: np.ndarray, groups: np.ndarra
     with a group's values sorted ascending, weights w_i and cumulative weights C_i, value i sits at
     s_0 = 0, s_i = i w_i + (n - 1) C_(i-1), and quantile q is the value at q (n - 1) C_n, interpolated
     between neighbours. With equal weights this is numpy's linear percentile. Ties keep their order
-    in the input (as a stable sort would leave them)."""
+    in the input (as a stable sort would leave them). ``weights`` and ``groups`` None: one group,
+    every weight 1."""
     v = np.asarray(values, np.float64)
+    if weights is None or groups is None:
+        if n_groups != 1:
+            raise ValueError("without groups there is one group")
+        if v.size:
+            return _equal_weights_one_group(v, float(v.size), qs)
+        weights, groups = np.ones(0), np.zeros(0, np.int64)
     w = np.asarray(weights, np.float64)
     g = np.asarray(groups, np.int64)
     keep = w > 0
     if not keep.all():
         v, w, g = v[keep], w[keep], g[keep]
+    if n_groups == 1 and v.size and (w == w[0]).all():
+        return _equal_weights_one_group(v, float(w.sum()), qs)
     total = np.bincount(g, w, n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(g, w * v, n_groups) / total
@@ -84,6 +93,18 @@ def grouped_summaries(values: np.ndarray, weights: np.ndarray, groups: np.ndarra
                 interp = v[li] + (target - s[li]) * (v[ri] - v[li]) / (s[ri] - s[li])
             result[groups_present] = np.where(at_end, v[ends - 1], interp)
         out[f"q{k}"] = result
+    return out
+
+
+def _equal_weights_one_group(v: np.ndarray, total: float, qs: list[float]) -> dict[str, np.ndarray]:
+    """The same statistics for one group whose weights are all equal (one AOI under the centre
+    rule): the weights cancel, and the quantile definition is numpy's linear percentile, which a
+    partition finds in linear time instead of a sort."""
+    mean = float(v.mean())
+    out = {"count": np.array([total]), "average": np.array([mean]), "variance": np.array([float(np.mean((v - mean) ** 2))]),
+           "min": np.array([float(v.min())]), "max": np.array([float(v.max())])}
+    for k, q in enumerate(np.percentile(v, [100.0 * q for q in qs]) if qs else []):
+        out[f"q{k}"] = np.array([float(q)])
     return out
 
 
