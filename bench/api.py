@@ -62,9 +62,9 @@ def process_cpu() -> dict[int, tuple[str, float]]:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         seconds = sum(int(x) for x in fields[11:15]) / tick  # utime, stime, cutime, cstime
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         if comm.startswith("postgres") or cmd.startswith("postgres"):
             part = "PostgreSQL"
         elif "prefect server start" in cmd:
@@ -97,7 +97,7 @@ def call(client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Respons
                 return r
         except httpx.TransportError:
             pass
-        time.sleep(min(0.2 * 2 ** attempt, 2.0))
+        time.sleep(min(0.2 * 2**attempt, 2.0))
     raise RuntimeError(f"{method} {url} kept failing")
 
 
@@ -168,14 +168,27 @@ def measure(name: str, gateway: Gateway, idle_n: int, burst_n: int) -> Figures:
     elapsed = max(e for e, _, _ in ends) - t0
     busy = cpu_seconds() - c0 - idle_cpu_rate * elapsed
     parts = {k: v / burst_n for k, v in cpu_by_part(p0, process_cpu()).items()}
-    return Figures(name, idle, burst_n / elapsed, [lat for _, lat, _ in ends], sum(k != "finished" for _, _, k in ends), busy / burst_n, parts)
+    return Figures(
+        name,
+        idle,
+        burst_n / elapsed,
+        [lat for _, lat, _ in ends],
+        sum(k != "finished" for _, _, k in ends),
+        busy / burst_n,
+        parts,
+    )
 
 
 def run_topology(topology: str, executor: str, idle_n: int, burst_n: int) -> Figures:
     root = Path(tempfile.mkdtemp(prefix=f"eotasks-bench-{topology}-{executor}-"))
     prefect_port, gateway_port = free_port(), free_port()
-    extra = {"EOTASKS_PORT": str(gateway_port), "EOTASKS_CODE_DIR": str(REPO), "PREFECT_LOGGING_LEVEL": "WARNING",
-             "EOTASKS_SERVE_LIMIT": "10", "EOTASKS_RATE_LIMIT_PER_MINUTE": "1000000"}
+    extra = {
+        "EOTASKS_PORT": str(gateway_port),
+        "EOTASKS_CODE_DIR": str(REPO),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "EOTASKS_SERVE_LIMIT": "10",
+        "EOTASKS_RATE_LIMIT_PER_MINUTE": "1000000",
+    }
     dbs = []
     if topology == "postgres":
         suffix = uuid.uuid4().hex[:8]
@@ -183,8 +196,10 @@ def run_topology(topology: str, executor: str, idle_n: int, burst_n: int) -> Fig
         with get_engine(f"{PG}/postgres").execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             for name in dbs:
                 conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        extra.update(PREFECT_API_DATABASE_CONNECTION_URL=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbs[0]}",
-                     EOTASKS_DATABASE_URL=f"{PG}/{dbs[1]}")
+        extra.update(
+            PREFECT_API_DATABASE_CONNECTION_URL=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbs[0]}",
+            EOTASKS_DATABASE_URL=f"{PG}/{dbs[1]}",
+        )
     env = service_env(root, prefect_port, extra)
     db_url = env.get("EOTASKS_DATABASE_URL") or f"sqlite:///{root / 'eotasks.db'}"
     init_db(db_url)
@@ -203,14 +218,34 @@ def run_topology(topology: str, executor: str, idle_n: int, burst_n: int) -> Fig
             else:
                 service.start_serve(["bandmath/eotasks"])
         else:
+
             def prefect(*args: str) -> None:
                 subprocess.run([sys.executable, "-m", "prefect", *args], cwd=REPO, env=env, check=True, capture_output=True)
+
             pool_type = "process" if executor == "stock" else "eotasks-warm"
             prefect("work-pool", "create", "eotasks", "--type", pool_type)
             prefect("--no-prompt", "deploy", "--all")
             for name in ("worker-a", "worker-b"):
-                service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--type", pool_type,
-                                     "--limit", "10", "--name", name, "--install-policy", "never"])
+                service.start(
+                    name,
+                    [
+                        sys.executable,
+                        "-m",
+                        "prefect",
+                        "worker",
+                        "start",
+                        "--pool",
+                        "eotasks",
+                        "--type",
+                        pool_type,
+                        "--limit",
+                        "10",
+                        "--name",
+                        name,
+                        "--install-policy",
+                        "never",
+                    ],
+                )
         service.start_gateway("127.0.0.1", gateway_port)
         gateway = Gateway(f"http://127.0.0.1:{gateway_port}", key)
         return measure(f"{topology}, {executor}", gateway, idle_n, burst_n)
@@ -229,21 +264,36 @@ def main() -> None:
     parser.add_argument("--topology", choices=["embedded", "postgres", "both"], default="both")
     parser.add_argument("--executor", choices=["stock", "warm", "both"], default="both")
     args = parser.parse_args()
-    print(f"bandmath NDVI through the gateway; {args.idle} sequential, then {args.tasks} at once; {os.cpu_count()} cores", flush=True)
-    print(f"{'':20s} {'idle p50':>9s} {'idle max':>9s} {'burst runs/s':>13s} {'p50':>6s} {'p90':>6s} {'not ok':>7s} {'CPU-s/run':>10s}", flush=True)
-    for topology in (["embedded", "postgres"] if args.topology == "both" else [args.topology]):
+    print(
+        f"bandmath NDVI through the gateway; {args.idle} sequential, then {args.tasks} at once; {os.cpu_count()} cores",
+        flush=True,
+    )
+    print(
+        f"{'':20s} {'idle p50':>9s} {'idle max':>9s} {'burst runs/s':>13s} {'p50':>6s} {'p90':>6s} {'not ok':>7s} {'CPU-s/run':>10s}",
+        flush=True,
+    )
+    for topology in ["embedded", "postgres"] if args.topology == "both" else [args.topology]:
         rows = {}
-        for executor in (["stock", "warm"] if args.executor == "both" else [args.executor]):
+        for executor in ["stock", "warm"] if args.executor == "both" else [args.executor]:
             f = rows[executor] = run_topology(topology, executor, args.idle, args.tasks)
             q = statistics.quantiles(f.burst, n=10)
-            print(f"{f.name:20s} {statistics.median(f.idle):8.2f}s {max(f.idle):8.2f}s {f.burst_rate:13.2f} {statistics.median(f.burst):5.1f}s "
-                  f"{q[8]:5.1f}s {f.bad:7d} {f.cpu_per_run:10.2f}", flush=True)
-            print("    CPU-s per run by part: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(f.cpu_parts.items(), key=lambda kv: -kv[1])),
-                  flush=True)
+            print(
+                f"{f.name:20s} {statistics.median(f.idle):8.2f}s {max(f.idle):8.2f}s {f.burst_rate:13.2f} {statistics.median(f.burst):5.1f}s "
+                f"{q[8]:5.1f}s {f.bad:7d} {f.cpu_per_run:10.2f}",
+                flush=True,
+            )
+            print(
+                "    CPU-s per run by part: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in sorted(f.cpu_parts.items(), key=lambda kv: -kv[1])),
+                flush=True,
+            )
         if len(rows) == 2:
             s, w = rows["stock"], rows["warm"]
-            print(f"{topology + ', warm/stock':20s} {statistics.median(w.idle) / statistics.median(s.idle):8.2f}x {'':9s} "
-                  f"{w.burst_rate / s.burst_rate:12.2f}x {'':6s} {'':6s} {'':7s} {w.cpu_per_run / s.cpu_per_run:9.2f}x", flush=True)
+            print(
+                f"{topology + ', warm/stock':20s} {statistics.median(w.idle) / statistics.median(s.idle):8.2f}x {'':9s} "
+                f"{w.burst_rate / s.burst_rate:12.2f}x {'':6s} {'':6s} {'':7s} {w.cpu_per_run / s.cpu_per_run:9.2f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -14,4 +14,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 SAMPLE = REPO / "tests" / "data" / "s2-l1c-crop"
 VIEW_ID = "S2/18/S/VG/2020/6/15/0"
-POLYGON = {"type": "Polygon", "coordinates": [[[-75.6595, 37.6985], [-75.6420, 37.6960], [-75.6500, 37.7160], [-75.6595, 37.6985]]]}
+POLYGON = {
+    "type": "Polygon",
+    "coordinates": [[[-75.6595, 37.6985], [-75.6420, 37.6960], [-75.6500, 37.7160], [-75.6595, 37.6985]]],
+}

@@ -79,8 +79,11 @@ def peer_exactextract(records, features) -> dict[tuple[str, str], dict]:
     out = {}
     utm = None
     for r in records:
-        with rasterio.open(r.assets["B04"]["href"]) as red, rasterio.open(r.assets["B08"]["href"]) as nir, \
-                rasterio.open(r.assets["SCL"]["href"]) as scl_src:
+        with (
+            rasterio.open(r.assets["B04"]["href"]) as red,
+            rasterio.open(r.assets["B08"]["href"]) as nir,
+            rasterio.open(r.assets["SCL"]["href"]) as scl_src,
+        ):
             red_dn, nir_dn = red.read(1), nir.read(1)
             scl = scl_src.read(1, out_shape=red_dn.shape, resampling=rasterio.enums.Resampling.nearest)
             t, crs = red.transform, red.crs.to_string()
@@ -90,12 +93,20 @@ def peer_exactextract(records, features) -> dict[tuple[str, str], dict]:
             ndvi = (nn - rr) / (nn + rr)
         ndvi[(red_dn == 0) | (nir_dn == 0) | (scl <= 1) | ~np.isfinite(ndvi)] = np.nan
         if utm is None:
-            utm = [{"type": "Feature", "id": i, "properties": {"fid": f["id"]}, "geometry": mapping(to_crs(shape(f["geometry"]), crs))}
-                   for i, f in enumerate(features)]
+            utm = [
+                {
+                    "type": "Feature",
+                    "id": i,
+                    "properties": {"fid": f["id"]},
+                    "geometry": mapping(to_crs(shape(f["geometry"]), crs)),
+                }
+                for i, f in enumerate(features)
+            ]
         h, w = ndvi.shape
         source = NumPyRasterSource(ndvi, xmin=t.c, ymin=t.f + h * t.e, xmax=t.c + w * t.a, ymax=t.f, nodata=np.nan)
-        for feat in exact_extract(source, JSONFeatureSource(utm), ["mean", "variance", "min", "max", "count"], include_cols=["fid"],
-                                  output="geojson"):
+        for feat in exact_extract(
+            source, JSONFeatureSource(utm), ["mean", "variance", "min", "max", "count"], include_cols=["fid"], output="geojson"
+        ):
             p = feat["properties"]
             out[(p["fid"], r.date.isoformat())] = p
     return out
@@ -133,8 +144,16 @@ def through_gateway(records_dir: Path, db_url: str, body: dict) -> float:
     root = WORK / "service"
     root.mkdir()
     prefect_port, gateway_port = free_port(), free_port()
-    env = service_env(root, prefect_port, {"EOTASKS_PORT": str(gateway_port), "EOTASKS_DATABASE_URL": db_url,
-                                           "EOTASKS_STORE_URL": str(WORK / "results"), "PREFECT_LOGGING_LEVEL": "WARNING"})
+    env = service_env(
+        root,
+        prefect_port,
+        {
+            "EOTASKS_PORT": str(gateway_port),
+            "EOTASKS_DATABASE_URL": db_url,
+            "EOTASKS_STORE_URL": str(WORK / "results"),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        },
+    )
     key, _ = create_api_key("bench-fields", url=db_url)
     service = Service(env, root / "logs")
     try:
@@ -143,6 +162,7 @@ def through_gateway(records_dir: Path, db_url: str, body: dict) -> float:
         service.start_gateway("127.0.0.1", gateway_port)
         base = f"http://127.0.0.1:{gateway_port}"
         with httpx.Client(timeout=60) as client:
+
             def once() -> float:
                 t0 = time.perf_counter()
                 task = client.post(f"{base}/api", params={"api_key": key}, json=body).json()["task_id"]
@@ -153,6 +173,7 @@ def through_gateway(records_dir: Path, db_url: str, body: dict) -> float:
                         return time.perf_counter() - t0
                     assert r.json().get("task_type") in ("created", "started"), r.text
                     time.sleep(0.2)
+
             once()  # warm-up: the worker's first run fills the coverage cache of nothing (a new process per run)
             return statistics.median(once() for _ in range(2))
     finally:
@@ -178,8 +199,16 @@ def main() -> None:
     features = make_fields(args.fields, args.size_m)
     fc = {"type": "FeatureCollection", "features": features}
     _, key = create_api_key("bench")
-    request = dict(date_start="2023-01-01", date_end="2023-12-31", bm_type="NDVI", fields=fc, coverage="exact",
-                   sensors=["sentinel2l2a"], limit=args.scenes, exclude_cover_pixels=False)
+    request = dict(
+        date_start="2023-01-01",
+        date_end="2023-12-31",
+        bm_type="NDVI",
+        fields=fc,
+        coverage="exact",
+        sensors=["sentinel2l2a"],
+        limit=args.scenes,
+        exclude_cover_pixels=False,
+    )
     params = MtStatsParams(**request)
     n = args.fields * args.scenes
 
@@ -219,12 +248,21 @@ def main() -> None:
         singles.append(time.perf_counter() - t0)
     d = statistics.mean(singles) * args.fields
 
-    rows = [("(a) eotasks, one fields request, in process", a_in), ("(b) rasterio + exactextract per scene", b),
-            (f"(c) rasterstats per field and scene ({sub_f}x{sub_s} measured)", c),
-            (f"(d) {args.fields} single-field requests (3 measured, in process)", d)]
+    rows = [
+        ("(a) eotasks, one fields request, in process", a_in),
+        ("(b) rasterio + exactextract per scene", b),
+        (f"(c) rasterstats per field and scene ({sub_f}x{sub_s} measured)", c),
+        (f"(d) {args.fields} single-field requests (3 measured, in process)", d),
+    ]
     if not args.no_gateway:
         body = {"type": "mt_stats", "params": {k: v for k, v in request.items()}}
-        rows.insert(1, ("(a) eotasks, through the gateway (POST -> file)", through_gateway(WORK / "demo", os.environ["EOTASKS_DATABASE_URL"], body)))
+        rows.insert(
+            1,
+            (
+                "(a) eotasks, through the gateway (POST -> file)",
+                through_gateway(WORK / "demo", os.environ["EOTASKS_DATABASE_URL"], body),
+            ),
+        )
     print(f"\n{args.fields} fields x {args.scenes} scenes = {n:,} field-scenes, NDVI, exact coverage, on {os.cpu_count()} cores")
     print(f"every answer equal to (b)'s: average, variance, min, max, count within {worst:.1e} relative")
     print(f"{'':58s} {'seconds':>9s} {'field-scenes/s':>15s} {'vs (b)':>8s}")

@@ -30,15 +30,22 @@ from eotasks.db import create_api_key, init_db  # noqa: E402
 from eotasks.launcher import Service, free_port, service_env  # noqa: E402
 
 
-
 def bodies(n: int) -> list[dict]:
     field = demo_fields()[0]["geometry"]
     kinds = [
         {"type": "bandmath", "params": {"view_id": VIEW_ID, "bm_type": "NDVI", "geometry": POLYGON}},
         {"type": "lbe", "params": {"view_id": VIEW_ID, "bands": ["B04", "B03", "B02"], "geometry": POLYGON}},
         {"type": "jpeg", "params": {"view_id": VIEW_ID, "bm_type": "B04,B03,B02", "geometry": POLYGON, "format": "png"}},
-        {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": "NDVI", "geometry": field,
-                                        "sensors": ["sentinel2l2a", "landsat8"]}},
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-12-31",
+                "bm_type": "NDVI",
+                "geometry": field,
+                "sensors": ["sentinel2l2a", "landsat8"],
+            },
+        },
     ]
     return [kinds[i % len(kinds)] for i in range(n)]
 
@@ -52,8 +59,11 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="eotasks-load-"))
     prefect_port, gateway_port = free_port(), free_port()
-    env = service_env(root, prefect_port, {"EOTASKS_PORT": str(gateway_port), "PREFECT_LOGGING_LEVEL": "WARNING",
-                                           "EOTASKS_RATE_LIMIT_PER_MINUTE": "0"})  # the pollers alone exceed a client's limit
+    env = service_env(
+        root,
+        prefect_port,
+        {"EOTASKS_PORT": str(gateway_port), "PREFECT_LOGGING_LEVEL": "WARNING", "EOTASKS_RATE_LIMIT_PER_MINUTE": "0"},
+    )  # the pollers alone exceed a client's limit
     db_url = f"sqlite:///{root / 'eotasks.db'}"
     init_db(db_url)
     ingest_folder(SAMPLE, "sentinel2", view_id=VIEW_ID, platform="S2A", url=db_url)
@@ -94,7 +104,9 @@ def main() -> None:
                         latencies.append(took)
                         if r.status_code >= 500:
                             five_xx.append(f"GET {r.status_code}")
-                        elif r.status_code == 200 and (r.json().get("task_type") in ("finished", "failed", "cancelled") or "result" in r.json()):
+                        elif r.status_code == 200 and (
+                            r.json().get("task_type") in ("finished", "failed", "cancelled") or "result" in r.json()
+                        ):
                             ended.setdefault(task_id, r.json().get("task_type") or "finished")
                             ended_at.setdefault(task_id, time.monotonic() - started)
                     time.sleep(max(0.0, 1 / args.rate - took))
@@ -107,10 +119,14 @@ def main() -> None:
         lost = [t for t in tasks if t not in ended]
         q = statistics.quantiles(latencies, n=100)
         window = time.monotonic() - started
-        print(f"{len(tasks)} tasks, {len(pollers)} pollers aiming at {args.rate:g} GET/s each for {args.seconds:g} s on {os.cpu_count()} cores; "
-              f"last task ended {max(ended_at.values(), default=float('nan')):.0f} s after the POSTs; {len(latencies) / window:.0f} GET/s served")
-        print(f"5xx: {len(five_xx)}  lost tasks: {len(lost)}  failed: {sum(v == 'failed' for v in ended.values())}  "
-              f"GETs: {len(latencies)}  GET p50 {1000 * statistics.median(latencies):.0f} ms  p99 {1000 * q[98]:.0f} ms")
+        print(
+            f"{len(tasks)} tasks, {len(pollers)} pollers aiming at {args.rate:g} GET/s each for {args.seconds:g} s on {os.cpu_count()} cores; "
+            f"last task ended {max(ended_at.values(), default=float('nan')):.0f} s after the POSTs; {len(latencies) / window:.0f} GET/s served"
+        )
+        print(
+            f"5xx: {len(five_xx)}  lost tasks: {len(lost)}  failed: {sum(v == 'failed' for v in ended.values())}  "
+            f"GETs: {len(latencies)}  GET p50 {1000 * statistics.median(latencies):.0f} ms  p99 {1000 * q[98]:.0f} ms"
+        )
         if five_xx or lost:
             sys.exit(1)
     finally:

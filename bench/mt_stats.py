@@ -18,10 +18,14 @@ import time
 from pathlib import Path
 
 WORK = Path(tempfile.mkdtemp(prefix="eotasks-bench-"))
-os.environ.update({
-    "EOTASKS_DATA_DIR": str(WORK / "data"), "PREFECT_HOME": str(WORK / "prefect"),
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-})
+os.environ.update(
+    {
+        "EOTASKS_DATA_DIR": str(WORK / "data"),
+        "PREFECT_HOME": str(WORK / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+)
 os.environ.pop("PREFECT_API_URL", None)
 
 import numpy as np  # noqa: E402
@@ -40,8 +44,11 @@ def baseline(records, aoi_lonlat) -> list[dict]:
     out = []
     for r in records:
         red_name, nir_name = ("B04", "B08") if r.sensor == "sentinel2l2a" else ("B4", "B5")
-        with rasterio.open(r.assets[red_name]["href"]) as red, rasterio.open(r.assets[nir_name]["href"]) as nir, \
-                rasterio.open(r.assets[r.mask_band]["href"]) as qa:
+        with (
+            rasterio.open(r.assets[red_name]["href"]) as red,
+            rasterio.open(r.assets[nir_name]["href"]) as nir,
+            rasterio.open(r.assets[r.mask_band]["href"]) as qa,
+        ):
             # SPEC's AOI: lon/lat edges, followed (densified to 0.001 degrees) into the scene's CRS;
             # the pixels whose centres lie within its bounds.
             to_utm = Transformer.from_crs(4326, red.crs, always_xy=True).transform
@@ -54,8 +61,12 @@ def baseline(records, aoi_lonlat) -> list[dict]:
             t = red.window_transform(w)
             red_dn = red.read(1, window=w).astype(np.float64)
             nir_dn = nir.read(1, window=w).astype(np.float64)
-            mask = qa.read(1, window=from_bounds(*rasterio.windows.bounds(w, red.transform), transform=qa.transform),
-                           out_shape=red_dn.shape, resampling=Resampling.nearest)
+            mask = qa.read(
+                1,
+                window=from_bounds(*rasterio.windows.bounds(w, red.transform), transform=qa.transform),
+                out_shape=red_dn.shape,
+                resampling=Resampling.nearest,
+            )
         inside = geometry_mask([mapping(aoi)], out_shape=red_dn.shape, transform=t, invert=True)
         s, o = r.assets[red_name]["scale"], r.assets[red_name]["offset"]
         rr, nn = red_dn * s + o, nir_dn * s + o
@@ -68,15 +79,34 @@ def baseline(records, aoi_lonlat) -> list[dict]:
         valid = inside & usable & (red_dn != 0) & (nir_dn != 0) & np.isfinite(ndvi) & ~cloud
         v = ndvi[valid]
         p10, q1, med, q3, p90 = np.percentile(v, [10, 25, 50, 75, 90])
-        out.append({"date": r.date.isoformat(), "view_id": r.view_id, "cloud": 100 * (cloud & inside).sum() / (inside & usable).sum(), "min": v.min(), "max": v.max(),
-                    "average": v.mean(), "median": med, "std": v.std(), "variance": v.var(), "q1": q1, "q3": q3, "p10": p10, "p90": p90})
+        out.append(
+            {
+                "date": r.date.isoformat(),
+                "view_id": r.view_id,
+                "cloud": 100 * (cloud & inside).sum() / (inside & usable).sum(),
+                "min": v.min(),
+                "max": v.max(),
+                "average": v.mean(),
+                "median": med,
+                "std": v.std(),
+                "variance": v.var(),
+                "q1": q1,
+                "q3": q3,
+                "p10": p10,
+                "p90": p90,
+            }
+        )
     return out
 
 
 def same_answers(answer: dict, expected: list[dict]) -> None:
     """The flow and the loop computed the same thing: scene by scene, every statistic and the cloud."""
     got = {item["view_id"]: item for item in answer["result"]}
-    assert not answer["errors"] and set(got) == {item["view_id"] for item in expected}, (answer["errors"][:3], len(got), len(expected))
+    assert not answer["errors"] and set(got) == {item["view_id"] for item in expected}, (
+        answer["errors"][:3],
+        len(got),
+        len(expected),
+    )
     for theirs in expected:
         mine = got[theirs["view_id"]]
         for k, want in theirs.items():
@@ -109,8 +139,14 @@ def main() -> None:
     size = args.size_m
     utm = box(ORIGIN[0] + 100, ORIGIN[1] - size + 100, ORIGIN[0] + size - 100, ORIGIN[1] - 100)
     aoi = shp_transform(Transformer.from_crs(CRS, 4326, always_xy=True).transform, utm)
-    params = MtStatsParams(date_start="2023-01-01", date_end="2023-12-31", bm_type="NDVI", geometry=mapping(aoi),
-                           sensors=["sentinel2l2a", "landsat8"], limit=args.scenes)
+    params = MtStatsParams(
+        date_start="2023-01-01",
+        date_end="2023-12-31",
+        bm_type="NDVI",
+        geometry=mapping(aoi),
+        sensors=["sentinel2l2a", "landsat8"],
+        limit=args.scenes,
+    )
 
     def timed(fn) -> float:
         times = []

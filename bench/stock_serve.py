@@ -14,8 +14,11 @@ from flows.bandmath import bandmath
 
 def main() -> None:
     settings = get_settings()
-    serve(bandmath.to_deployment(name=settings.deployment_suffix, tags=["eotasks"]), limit=settings.serve_limit,
-          pause_on_shutdown=False)
+    serve(
+        bandmath.to_deployment(name=settings.deployment_suffix, tags=["eotasks"]),
+        limit=settings.serve_limit,
+        pause_on_shutdown=False,
+    )
 
 
 if __name__ == "__main__":

@@ -24,21 +24,30 @@ def register_block_types() -> None:
     subprocess.run([sys.executable, "-m", "prefect", "block", "register", "-m", "prefect_aws"], check=True, capture_output=True)
 
 
-def save_default_blocks(bucket: str, prefix: str = "eotasks", endpoint_url: str | None = None,
-                        assets_endpoint_url: str | None = None, region: str = "us-east-1") -> dict[str, str]:
+def save_default_blocks(
+    bucket: str,
+    prefix: str = "eotasks",
+    endpoint_url: str | None = None,
+    assets_endpoint_url: str | None = None,
+    region: str = "us-east-1",
+) -> dict[str, str]:
     from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
 
     def credentials(endpoint: str | None) -> AwsCredentials:
         return AwsCredentials(
-            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"), aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-            aws_session_token=os.environ.get("AWS_SESSION_TOKEN"), region_name=region,
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+            region_name=region,
             aws_client_parameters=AwsClientParameters(endpoint_url=endpoint) if endpoint else AwsClientParameters(),
         )
 
     store = credentials(endpoint_url)
     store.save("eotasks", overwrite=True)
     S3Bucket(bucket_name=bucket, bucket_folder=prefix, credentials=store).save("eotasks-results", overwrite=True)
-    S3Bucket(bucket_name=bucket, bucket_folder=f"{prefix}-prefect-results", credentials=store).save("eotasks-prefect-results", overwrite=True)
+    S3Bucket(bucket_name=bucket, bucket_folder=f"{prefix}-prefect-results", credentials=store).save(
+        "eotasks-prefect-results", overwrite=True
+    )
     credentials(assets_endpoint_url or endpoint_url).save("eotasks-assets", overwrite=True)
     return {
         "EOTASKS_STORE_BLOCK": "eotasks-results",

@@ -31,8 +31,14 @@ FLOWS = [bandmath, lbe, jpeg, mt_stats]
 def weekly_demo_field() -> dict:
     from eotasks.catalog.demo import demo_fields
 
-    return {"name": "demo-field", "bm_type": "NDVI", "sensors": ["sentinel2l2a", "landsat8"], "days": 364,
-            "end_date": "2023-12-31", "geometry": demo_fields()[0]["geometry"]}
+    return {
+        "name": "demo-field",
+        "bm_type": "NDVI",
+        "sensors": ["sentinel2l2a", "landsat8"],
+        "days": 364,
+        "end_date": "2023-12-31",
+        "geometry": demo_fields()[0]["geometry"],
+    }
 
 
 async def deployments() -> list:
@@ -42,8 +48,15 @@ async def deployments() -> list:
     module = EntrypointType.MODULE_PATH
     out = [await f.ato_deployment(name=suffix, tags=["eotasks"], entrypoint_type=module) for f in FLOWS]
     # The operator's weekly monitoring job of prefect.yaml, on the demo field.
-    out.append(await monitor.ato_deployment(name="weekly-demo-field", tags=["eotasks", "monitoring"], cron="0 6 * * 1",
-                                     parameters=weekly_demo_field(), entrypoint_type=module))
+    out.append(
+        await monitor.ato_deployment(
+            name="weekly-demo-field",
+            tags=["eotasks", "monitoring"],
+            cron="0 6 * * 1",
+            parameters=weekly_demo_field(),
+            entrypoint_type=module,
+        )
+    )
     # The recovery flow the automations of eotasks/recovery.py start (not tagged "eotasks": never recovered itself).
     from flows.recover import recover
 
@@ -58,8 +71,9 @@ async def deployments() -> list:
 async def ensure_work_pool(name: str) -> None:
     async with get_client() as client:
         try:
-            await client.create_work_pool(WorkPoolCreate(name=name, type=WORKER_TYPE,
-                                                         base_job_template=WarmProcessWorker.get_default_base_job_template()))
+            await client.create_work_pool(
+                WorkPoolCreate(name=name, type=WORKER_TYPE, base_job_template=WarmProcessWorker.get_default_base_job_template())
+            )
         except ObjectAlreadyExists:
             pass
 

@@ -12,9 +12,15 @@ from typing import Any
 STAGES = ("authentication", "scene_lookup", "crop", "index", "render", "stats", "publish")
 
 TASK_TYPE_BY_STATE = {
-    "SCHEDULED": "created", "PENDING": "created", "RUNNING": "started", "PAUSED": "started",
-    "CANCELLING": "cancelled", "CANCELLED": "cancelled", "COMPLETED": "finished",
-    "FAILED": "failed", "CRASHED": "failed",
+    "SCHEDULED": "created",
+    "PENDING": "created",
+    "RUNNING": "started",
+    "PAUSED": "started",
+    "CANCELLING": "cancelled",
+    "CANCELLED": "cancelled",
+    "COMPLETED": "finished",
+    "FAILED": "failed",
+    "CRASHED": "failed",
 }
 
 
@@ -36,7 +42,13 @@ def failed_answer(task_id: str, task_type: str, error: str | None, stage: str) -
     """SPEC §1's answer for a task that failed or was cancelled (GET, DELETE and callbacks alike)."""
     if task_type == "cancelled" and not error:
         error = "The task was cancelled"
-    return {"task_type": task_type, "status": task_type, "stage": stage, "error": error or failure_message("FAILED", None), "task_id": task_id}
+    return {
+        "task_type": task_type,
+        "status": task_type,
+        "stage": stage,
+        "error": error or failure_message("FAILED", None),
+        "task_id": task_id,
+    }
 
 
 def failure_message(state_type: str, message: str | None) -> str:

@@ -39,8 +39,11 @@ def gdal_options() -> dict[str, Any]:
     endpoint = creds.pop("endpoint_url", None) or settings.assets_s3_endpoint_url or settings.s3_endpoint_url
     if endpoint:
         parts = urlsplit(endpoint)
-        options.update(AWS_S3_ENDPOINT=parts.netloc or parts.path, AWS_HTTPS="YES" if parts.scheme == "https" else "NO",
-                       AWS_VIRTUAL_HOSTING="FALSE")
+        options.update(
+            AWS_S3_ENDPOINT=parts.netloc or parts.path,
+            AWS_HTTPS="YES" if parts.scheme == "https" else "NO",
+            AWS_VIRTUAL_HOSTING="FALSE",
+        )
     if settings.assets_requester_pays:
         options["AWS_REQUEST_PAYER"] = "requester"
     return options

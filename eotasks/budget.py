@@ -77,8 +77,11 @@ def scene_task_bands(task_type: str, params: Any, sensor: "Sensor") -> list[str]
 def check_memory(estimate: float, field: str, what: str) -> None:
     limit = get_settings().max_task_memory_mb
     if estimate > limit * MB:
-        raise UserError(f"The task would hold about {estimate / MB:,.0f} MB in memory ({what}), more than the limit of {limit:,} MB; "
-                        "use a smaller area of interest, fewer bands or expressions, or several tasks", field=field)
+        raise UserError(
+            f"The task would hold about {estimate / MB:,.0f} MB in memory ({what}), more than the limit of {limit:,} MB; "
+            "use a smaller area of interest, fewer bands or expressions, or several tasks",
+            field=field,
+        )
 
 
 def check_scene_task(task_type: str, params: Any, scene: "SceneRecord", aoi: BaseGeometry | None) -> None:
@@ -109,8 +112,11 @@ def check_scene_task(task_type: str, params: Any, scene: "SceneRecord", aoi: Bas
         px = params.px_size or coarsest
         picture = aoi_pixels(aoi if aoi is not None else shape(scene.footprint), px)
         if picture > settings.max_output_pixels:
-            raise UserError(f"px_size {px} m gives a picture of {picture:,} pixels for this AOI, more than the limit of "
-                            f"{settings.max_output_pixels:,}; use a larger px_size", field="params.px_size")
+            raise UserError(
+                f"px_size {px} m gives a picture of {picture:,} pixels for this AOI, more than the limit of "
+                f"{settings.max_output_pixels:,}; use a larger px_size",
+                field="params.px_size",
+            )
         memory += picture * (outputs * BYTES_INDEX + BYTES_PICTURE)
     field = "params.bm_type" if outputs * out_px * BYTES_OUTPUT > pixels * BYTES_VALUE else aoi_field(params)
     check_memory(memory, field, f"{len(bands)} band(s) read and {outputs} output band(s) over {out_px:,} pixels")
@@ -166,8 +172,11 @@ def check_time_series_task(params: "MtStatsParams", aoi: BaseGeometry) -> None:
             worst_memory = max(worst_memory, field_px[finest] * (computable * BYTES_STATS_PIXEL + BYTES_SORT_PIXEL))
     check_read_budget(worst_read, settings.max_read_pixels, aoi_field(params))
     concurrent = max(1, settings.mt_stats_workers)
-    check_memory(worst_memory * concurrent, aoi_field(params), f"the values of {len(shapes):,} area(s) for {len(indices)} index(es), "
-                                                               f"{concurrent} scenes at a time")
+    check_memory(
+        worst_memory * concurrent,
+        aoi_field(params),
+        f"the values of {len(shapes):,} area(s) for {len(indices)} index(es), {concurrent} scenes at a time",
+    )
     check_answer_size(params, aoi, shapes, indices)
 
 
@@ -200,8 +209,13 @@ def scene_field_pairs(params: "MtStatsParams", aoi: BaseGeometry, shapes: Sequen
     from eotasks.catalog.search import search_scenes
     from eotasks.sensors import OPTICAL_SENSORS
 
-    scenes, _ = search_scenes(list(params.sensors or OPTICAL_SENSORS), [(params.date_start, params.date_end)], aoi,
-                              newest_first=True, limit=params.limit)
+    scenes, _ = search_scenes(
+        list(params.sensors or OPTICAL_SENSORS),
+        [(params.date_start, params.date_end)],
+        aoi,
+        newest_first=True,
+        limit=params.limit,
+    )
     if len(shapes) == 1:
         return len(scenes), len(scenes)
     tree = STRtree(list(shapes))
@@ -227,9 +241,16 @@ def check_answer_size(params: "MtStatsParams", aoi: BaseGeometry, shapes: Sequen
         "params.date_end": float(scenes),
     }
     field = max(shrink, key=lambda k: shrink[k])
-    hint = {"params.histogram": "fewer histogram bins", "params.percentiles": "fewer percentiles", "params.bm_type": "fewer indices",
-            "params.fields": "fewer fields per request", "params.date_end": "fewer scenes (a shorter date range or a lower limit)"}[field]
+    hint = {
+        "params.histogram": "fewer histogram bins",
+        "params.percentiles": "fewer percentiles",
+        "params.bm_type": "fewer indices",
+        "params.fields": "fewer fields per request",
+        "params.date_end": "fewer scenes (a shorter date range or a lower limit)",
+    }[field]
     kind = "JSON answer of a single AOI" if inline else "answer file"
-    raise UserError(f"The {kind} would be about {size / MB:,.0f} MB ({pairs:,} field-scene pair(s) x {len(indices)} index(es)), more "
-                    f"than the limit of {limit_mb:,} MB; ask for {hint}" + ("" if not inline else ", or send the AOI as fields"),
-                    field=field)
+    raise UserError(
+        f"The {kind} would be about {size / MB:,.0f} MB ({pairs:,} field-scene pair(s) x {len(indices)} index(es)), more "
+        f"than the limit of {limit_mb:,} MB; ask for {hint}" + ("" if not inline else ", or send the AOI as fields"),
+        field=field,
+    )

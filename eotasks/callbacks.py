@@ -105,21 +105,25 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def check_callback_url(url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None) -> str | None:
+def check_callback_url(
+    url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None
+) -> str | None:
     """None when the URL may be called, else the reason it may not (blocking; see the async form)."""
     reason, _ = pick_address(url, allow_private, resolver)
     return reason
 
 
-async def check_callback_url_async(url: str, allow_private: bool | None = None,
-                                   resolver: Callable[[str, int], list[Address]] | None = None) -> str | None:
+async def check_callback_url_async(
+    url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None
+) -> str | None:
     """The gateway's check at submission: the lookup on the resolver threads, within its timeout."""
     reason, _ = await pick_address_async(url, allow_private, resolver)
     return reason
 
 
-def pick_address(url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None
-                 ) -> tuple[str | None, Address | None]:
+def pick_address(
+    url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None
+) -> tuple[str | None, Address | None]:
     """(reason refused, None) or (None, the one address to connect to), from a single resolution."""
     problem = url_problem(url)
     if problem:
@@ -132,8 +136,9 @@ def pick_address(url: str, allow_private: bool | None = None, resolver: Callable
     return _judge(host, addresses, allow_private)
 
 
-async def pick_address_async(url: str, allow_private: bool | None = None,
-                             resolver: Callable[[str, int], list[Address]] | None = None) -> tuple[str | None, Address | None]:
+async def pick_address_async(
+    url: str, allow_private: bool | None = None, resolver: Callable[[str, int], list[Address]] | None = None
+) -> tuple[str | None, Address | None]:
     """``pick_address`` with the lookup off the event loop, on the resolver threads, bounded in time."""
     problem = url_problem(url)
     if problem:
@@ -141,8 +146,9 @@ async def pick_address_async(url: str, allow_private: bool | None = None,
     host, port = urlsplit(url).hostname or "", _port(url)
     loop = asyncio.get_running_loop()
     try:
-        addresses = await asyncio.wait_for(loop.run_in_executor(_RESOLVERS, resolver or resolve, host.encode("idna").decode("ascii"), port),
-                                           RESOLVE_TIMEOUT_S)
+        addresses = await asyncio.wait_for(
+            loop.run_in_executor(_RESOLVERS, resolver or resolve, host.encode("idna").decode("ascii"), port), RESOLVE_TIMEOUT_S
+        )
     except TimeoutError:
         return f"host {host} did not resolve within {RESOLVE_TIMEOUT_S:g} s", None
     except OSError:
@@ -161,9 +167,14 @@ def _judge(host: str, addresses: list[Address], allow_private: bool | None) -> t
     return None, addresses[0]
 
 
-async def deliver(url: str, body: dict[str, Any], deadline_s: float, allow_private: bool | None = None,
-                  resolver: Callable[[str, int], list[Address]] | None = None,
-                  transport: httpx.AsyncBaseTransport | None = None) -> tuple[bool, str]:
+async def deliver(
+    url: str,
+    body: dict[str, Any],
+    deadline_s: float,
+    allow_private: bool | None = None,
+    resolver: Callable[[str, int], list[Address]] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> tuple[bool, str]:
     """One attempt: (delivered, what happened). Connects to the checked address only; reads no body."""
     reason, addr = await pick_address_async(url, allow_private, resolver)
     if reason:
@@ -190,6 +201,7 @@ async def deliver(url: str, body: dict[str, Any], deadline_s: float, allow_priva
 
 
 # --- the outbox ---------------------------------------------------------------------------------------
+
 
 def enqueue(task_id: str, url: str, body: dict[str, Any], db_url: str | None = None) -> None:
     """Record a callback to send (once per task: a second final state of the same task is ignored)."""
@@ -218,14 +230,20 @@ def _claim(now: dt.datetime, lease_s: float, db_url: str | None) -> list[Any]:
 
     claimed = []
     with session(db_url) as s:
-        due = s.exec(select(CallbackRecord.id).where(CallbackRecord.done_at.is_(None), CallbackRecord.next_attempt_at <= now)  # type: ignore[union-attr]
-                     .order_by(CallbackRecord.next_attempt_at).limit(20)).all()
+        due = s.exec(
+            select(CallbackRecord.id)
+            .where(CallbackRecord.done_at.is_(None), CallbackRecord.next_attempt_at <= now)  # type: ignore[union-attr]
+            .order_by(CallbackRecord.next_attempt_at)
+            .limit(20)
+        ).all()
         for row_id in due:
             from sqlalchemy import update
 
-            result = s.execute(update(CallbackRecord).where(CallbackRecord.id == row_id, CallbackRecord.done_at.is_(None),
-                                                            CallbackRecord.next_attempt_at <= now)
-                               .values(next_attempt_at=now + dt.timedelta(seconds=lease_s)))
+            result = s.execute(
+                update(CallbackRecord)
+                .where(CallbackRecord.id == row_id, CallbackRecord.done_at.is_(None), CallbackRecord.next_attempt_at <= now)
+                .values(next_attempt_at=now + dt.timedelta(seconds=lease_s))
+            )
             s.commit()
             if result.rowcount == 1:
                 claimed.append(s.get(CallbackRecord, row_id))
@@ -253,8 +271,11 @@ def _record(row_id: str, delivered: bool, what: str, max_attempts: int, db_url: 
         log.warning("callback for task %s given up after %d attempt(s): %s", row.task_id, row.attempts, what)
 
 
-async def send_due(db_url: str | None = None, resolver: Callable[[str, int], list[Address]] | None = None,
-                   transport: httpx.AsyncBaseTransport | None = None) -> int:
+async def send_due(
+    db_url: str | None = None,
+    resolver: Callable[[str, int], list[Address]] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> int:
     """Send every due callback once (concurrently); how many were attempted."""
     from eotasks.db import utcnow
     from starlette.concurrency import run_in_threadpool
@@ -264,9 +285,14 @@ async def send_due(db_url: str | None = None, resolver: Callable[[str, int], lis
 
     async def one(row: Any) -> None:
         try:
-            delivered, what = await deliver(row.url, row.body, settings.callback_deadline_s, resolver=resolver, transport=transport)
+            delivered, what = await deliver(
+                row.url, row.body, settings.callback_deadline_s, resolver=resolver, transport=transport
+            )
         except Exception as exc:  # whatever it was, this attempt is over: counted, retried or given up
-            delivered, what = False, f"refused: {type(exc).__name__}" if isinstance(exc, (UnicodeError, ValueError)) else type(exc).__name__
+            delivered, what = (
+                False,
+                f"refused: {type(exc).__name__}" if isinstance(exc, (UnicodeError, ValueError)) else type(exc).__name__,
+            )
         log.info("callback for task %s to %s: %s", row.task_id, url_origin(row.url), what)
         await run_in_threadpool(_record, row.id, delivered, what, settings.callback_retries, db_url)
 

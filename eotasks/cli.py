@@ -1,14 +1,14 @@
 """``eotasks``: the operator's command line.
 
-    eotasks up                               start the embedded default (Ctrl-C stops it)
-    eotasks keys create NAME [--quota N]     print a new API key (shown once)
-    eotasks keys revoke NAME|KEY
-    eotasks catalog ingest-dir PATH --sensor S --date D [--view-id V] [--platform S2A]
-    eotasks catalog ingest-stac CATALOG.json | --search API_URL --collection C [--bbox ...] [--datetime ...]
-    eotasks catalog demo [--out DIR]
-    eotasks catalog ls [--sensor S]
-    eotasks blocks setup --bucket B [--endpoint-url URL]   save the S3 blocks the flows read
-    eotasks automations setup                 save the recovery automations (after prefect deploy)
+eotasks up                               start the embedded default (Ctrl-C stops it)
+eotasks keys create NAME [--quota N]     print a new API key (shown once)
+eotasks keys revoke NAME|KEY
+eotasks catalog ingest-dir PATH --sensor S --date D [--view-id V] [--platform S2A]
+eotasks catalog ingest-stac CATALOG.json | --search API_URL --collection C [--bbox ...] [--datetime ...]
+eotasks catalog demo [--out DIR]
+eotasks catalog ls [--sensor S]
+eotasks blocks setup --bucket B [--endpoint-url URL]   save the S3 blocks the flows read
+eotasks automations setup                 save the recovery automations (after prefect deploy)
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def _progress(label: str):
         if done == total:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
     return show
 
 
@@ -105,8 +106,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{r.date}  {r.sensor:13s} {r.cloud_cover:5.1f}%  {r.view_id}  {r.scene_id}")
         if args.bands:
             for band, a in sorted(r.assets.items()):
-                print(f"    {band:9s} {a['resolution']:>4g} m  value = DN x {a['scale']:g} + {a['offset']:g}  ({a.get('unit', 'reflectance')})"
-                      f"  nodata {a['nodata']}")
+                print(
+                    f"    {band:9s} {a['resolution']:>4g} m  value = DN x {a['scale']:g} + {a['offset']:g}  ({a.get('unit', 'reflectance')})"
+                    f"  nodata {a['nodata']}"
+                )
     return 0
 
 
@@ -170,7 +173,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     field = demo_fields()[0]["geometry"]
     sample_poly = {"type": "Polygon", "coordinates": [[[-75.65, 37.65], [-75.60, 37.64], [-75.62, 37.70], [-75.65, 37.65]]]}
     body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": sample_poly}}
-    print(f"""
+    print(
+        f"""
 eotasks is up.
   gateway      {base}   (OpenAPI: {base}/docs)
   Prefect UI   http://127.0.0.1:{settings.prefect_port}
@@ -182,7 +186,9 @@ Try it:
   curl -si '{base}/api/<task_id>?api_key={key}'
 A demo field for time series (sentinel2l2a, landsat8, 2023): {json.dumps(field)}
 
-Ctrl-C stops everything.""", flush=True)
+Ctrl-C stops everything.""",
+        flush=True,
+    )
     service.supervise(log=lambda line: print(line, file=sys.stderr, flush=True))
     return 0
 
@@ -257,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_blocks_setup)
 
     auto = sub.add_parser("automations", help="Prefect automations").add_subparsers(dest="automations_command", required=True)
-    p = auto.add_parser("setup", help="save the recovery automations (stalled PENDING runs, lost heartbeats); after prefect deploy")
+    p = auto.add_parser(
+        "setup", help="save the recovery automations (stalled PENDING runs, lost heartbeats); after prefect deploy"
+    )
     p.set_defaults(func=cmd_automations_setup)
 
     args = parser.parse_args(argv)

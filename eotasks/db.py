@@ -144,13 +144,22 @@ def init_db(url: str | None = None) -> Engine:
     from sqlalchemy import inspect
 
     have = {c["name"] for c in inspect(engine).get_columns("tasks")}
-    added = {"stage": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR", "result": "JSON", "updated_at": "TIMESTAMP", "ended_at": "TIMESTAMP"}
+    added = {
+        "stage": "VARCHAR",
+        "status": "VARCHAR",
+        "error": "VARCHAR",
+        "result": "JSON",
+        "updated_at": "TIMESTAMP",
+        "ended_at": "TIMESTAMP",
+    }
     for column, kind in added.items():
         if column not in have:
             with engine.begin() as conn:
                 conn.execute(text(f"ALTER TABLE tasks ADD COLUMN {column} {kind}"))
     with engine.begin() as conn:
-        conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS uq_tasks_key_idempotency_idx ON tasks (api_key_id, idempotency_key)"))
+        conn.execute(
+            text("CREATE UNIQUE INDEX IF NOT EXISTS uq_tasks_key_idempotency_idx ON tasks (api_key_id, idempotency_key)")
+        )
     return engine
 
 
@@ -159,6 +168,7 @@ def session(url: str | None = None) -> Session:
 
 
 # --- API keys -------------------------------------------------------------------------------------
+
 
 def hash_key(key: str) -> str:
     # Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.

@@ -67,7 +67,9 @@ def plain_geometry(value: Any, max_vertices: int) -> dict[str, Any]:
                 raise GeoJSONError(f"has more than {max_vertices:,} vertices, the limit; send a simpler outline")
             positions = [_position(p) for p in ring]
             if len(positions) < 4 or positions[0] != positions[-1]:
-                raise GeoJSONError("has a ring that is not closed (a ring needs 4 or more positions, the last equal to the first)")
+                raise GeoJSONError(
+                    "has a ring that is not closed (a ring needs 4 or more positions, the last equal to the first)"
+                )
             rings.append(positions)
         rebuilt.append(rings)
     return {"type": kind, "coordinates": rebuilt[0] if kind == "Polygon" else rebuilt}
@@ -92,6 +94,8 @@ def densified_vertices(geometry: dict[str, Any], step: float = DENSIFY_DEG) -> i
 def check_densified(geometry: dict[str, Any], limit: int) -> int:
     n = densified_vertices(geometry)
     if n > limit:
-        raise GeoJSONError(f"would have {n:,} vertices once its edges are densified to {DENSIFY_DEG} degrees for reprojection, "
-                           f"more than the limit of {limit:,}; send a smaller or simpler area of interest")
+        raise GeoJSONError(
+            f"would have {n:,} vertices once its edges are densified to {DENSIFY_DEG} degrees for reprojection, "
+            f"more than the limit of {limit:,}; send a smaller or simpler area of interest"
+        )
     return n

@@ -40,8 +40,10 @@ def require_free_port(host: str, port: int, variable: str) -> None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise PortInUse(f"port {port} on {host} is already in use ({exc.strerror}): another eotasks or another program "
-                            f"holds it; stop that, or choose a free port with {variable}=<port>") from None
+            raise PortInUse(
+                f"port {port} on {host} is already in use ({exc.strerror}): another eotasks or another program "
+                f"holds it; stop that, or choose a free port with {variable}=<port>"
+            ) from None
 
 
 def log_tail(path: Path, lines: int = 3) -> str:
@@ -60,36 +62,48 @@ def service_env(data_dir: Path, prefect_port: int, extra: dict[str, str] | None 
     """The environment every process of one service shares (the same Prefect API, database, store)."""
     data_dir = data_dir.resolve()
     env = dict(os.environ)
-    env.update({
-        "EOTASKS_DATA_DIR": str(data_dir),
-        "PREFECT_HOME": str(data_dir / "prefect"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(prefect_port),
-        # Flow results (small JSON) are read back by the gateway from the same folder.
-        "PREFECT_LOCAL_STORAGE_PATH": str(data_dir / "prefect" / "results"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
-        # A write conflict on SQLite is a 503 the client retries in milliseconds (eotasks/prefect_api.py);
-        # logging each with a rich traceback cost the server a fifth of its CPU in a burst (Prefect's
-        # default is not to). Real errors (500s) are still logged.
-        "PREFECT_API_LOG_RETRYABLE_ERRORS": env.get("PREFECT_API_LOG_RETRYABLE_ERRORS", "false"),
-        # Task runs and events reach the database in batches, not one transaction each: a tenth of the
-        # server's CPU per run and fewer write conflicts. A task run shows up within a second (the
-        # gateway's `stage`); events within two (the UI's event feed; automations read the stream).
-        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": env.get("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "20"),
-        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": env.get("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL", "1"),
-        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": env.get("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "200"),
-        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": env.get("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL", "2"),
-        "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "INFO"),
-        # The worker also stops a run cancelled between its submission and its start (kill_infrastructure).
-        "PREFECT_WORKER_ENABLE_CANCELLATION": env.get("PREFECT_WORKER_ENABLE_CANCELLATION", "true"),
-        # A run over its deployment's concurrency_limit (prefect.yaml) is tried again after this long,
-        # not Prefect's default 30 s: the warm worker starts it within milliseconds of a free slot.
-        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": env.get("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "3"),
-        # Heartbeats every 30 s (Prefect's minimum): the recovery automation notices a dead run in ~100 s.
-        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": env.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
-    })
+    env.update(
+        {
+            "EOTASKS_DATA_DIR": str(data_dir),
+            "PREFECT_HOME": str(data_dir / "prefect"),
+            "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(prefect_port),
+            # Flow results (small JSON) are read back by the gateway from the same folder.
+            "PREFECT_LOCAL_STORAGE_PATH": str(data_dir / "prefect" / "results"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+            # A write conflict on SQLite is a 503 the client retries in milliseconds (eotasks/prefect_api.py);
+            # logging each with a rich traceback cost the server a fifth of its CPU in a burst (Prefect's
+            # default is not to). Real errors (500s) are still logged.
+            "PREFECT_API_LOG_RETRYABLE_ERRORS": env.get("PREFECT_API_LOG_RETRYABLE_ERRORS", "false"),
+            # Task runs and events reach the database in batches, not one transaction each: a tenth of the
+            # server's CPU per run and fewer write conflicts. A task run shows up within a second (the
+            # gateway's `stage`); events within two (the UI's event feed; automations read the stream).
+            "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": env.get(
+                "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "20"
+            ),
+            "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": env.get(
+                "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL", "1"
+            ),
+            "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": env.get(
+                "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "200"
+            ),
+            "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": env.get(
+                "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL", "2"
+            ),
+            "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "INFO"),
+            # The worker also stops a run cancelled between its submission and its start (kill_infrastructure).
+            "PREFECT_WORKER_ENABLE_CANCELLATION": env.get("PREFECT_WORKER_ENABLE_CANCELLATION", "true"),
+            # A run over its deployment's concurrency_limit (prefect.yaml) is tried again after this long,
+            # not Prefect's default 30 s: the warm worker starts it within milliseconds of a free slot.
+            "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": env.get(
+                "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "3"
+            ),
+            # Heartbeats every 30 s (Prefect's minimum): the recovery automation notices a dead run in ~100 s.
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": env.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
+        }
+    )
     env.setdefault("PYTHONPYCACHEPREFIX", str(Path.home() / ".cache" / "eotasks-pycache"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # every Prefect process would recompile Prefect (seconds each)
     if extra:
@@ -142,15 +156,19 @@ class Service:
             if now < not_before:
                 continue
             why = log_tail(self.log_dir / f"{name}.log")
-            log(f"{name} exited with code {proc.returncode}{': ' + why if why else ''}; restarting it "
-                f"(see {self.log_dir / (name + '.log')})")
+            log(
+                f"{name} exited with code {proc.returncode}{': ' + why if why else ''}; restarting it "
+                f"(see {self.log_dir / (name + '.log')})"
+            )
             self.start(name, self.args[name])
             backoff[name] = (min(delay * 2, 60.0), now + delay)
         for name, (delay, not_before) in list(backoff.items()):
             if now - not_before > 60 and delay > 1:
                 backoff[name] = (1.0, 0.0)
 
-    def supervise(self, log: Callable[[str], None] = print, interval: float = 0.5, until: Callable[[], bool] | None = None) -> None:
+    def supervise(
+        self, log: Callable[[str], None] = print, interval: float = 0.5, until: Callable[[], bool] | None = None
+    ) -> None:
         """Keep every process running until ``until()`` is true (or for ever): the service keeps
         answering while a component restarts (the gateway while the worker restarts, and so on)."""
         backoff: dict[str, tuple[float, float]] = {}
@@ -160,7 +178,9 @@ class Service:
 
     def start_prefect_server(self, port: int, timeout: float = 120) -> subprocess.Popen:
         require_free_port("127.0.0.1", port, "EOTASKS_PREFECT_PORT")
-        proc = self.start("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+        proc = self.start(
+            "prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        )
         wait_http(f"http://127.0.0.1:{port}/api/health", timeout, proc, "Prefect server", self.log_dir / "prefect-server.log")
         return proc
 
@@ -182,7 +202,10 @@ class Service:
 
     def start_gateway(self, host: str, port: int, timeout: float = 60) -> subprocess.Popen:
         require_free_port(host, port, "EOTASKS_PORT")
-        proc = self.start("gateway", [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", host, "--port", str(port), "--log-level", "info"])
+        proc = self.start(
+            "gateway",
+            [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", host, "--port", str(port), "--log-level", "info"],
+        )
         wait_http(f"http://{host}:{port}/health", timeout, proc, "gateway", self.log_dir / "gateway.log")
         return proc
 

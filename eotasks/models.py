@@ -26,7 +26,22 @@ from eotasks.sensors import OPTICAL_SENSORS, normalize_sensor_name, sensor_by_na
 from eotasks.settings import get_settings
 
 TASK_TYPES = ("lbe", "jpeg", "bandmath", "mt_stats")
-GDAL_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3", "rms", "sum")
+GDAL_RESAMPLING = (
+    "nearest",
+    "bilinear",
+    "cubic",
+    "cubic_spline",
+    "lanczos",
+    "average",
+    "mode",
+    "min",
+    "max",
+    "med",
+    "q1",
+    "q3",
+    "rms",
+    "sum",
+)
 
 
 def _err(error_type: str, message: str, **ctx: Any) -> PydanticCustomError:
@@ -40,7 +55,9 @@ def _check_view_id(value: str) -> str:
         raise _err("view_id", "{reason}", reason=str(exc)) from None
 
 
-def _check_expressions(value: str, view_id: str | None, max_count: int | None = None, counts: tuple[int, ...] | None = None) -> str:
+def _check_expressions(
+    value: str, view_id: str | None, max_count: int | None = None, counts: tuple[int, ...] | None = None
+) -> str:
     """The grammar always (it needs no sensor); names against the sensor when the view_id is valid;
     with ``counts``, how many comma-separated expressions are allowed."""
     settings = get_settings()
@@ -52,7 +69,9 @@ def _check_expressions(value: str, view_id: str | None, max_count: int | None = 
             require_a_band(source, ast)  # also when the view_id is bad: "1" is wrong on any scene
         count = len(asts)
         if view_id is not None:
-            compile_expressions(value, parse_view_id(view_id).sensor, settings.max_expression_chars, max_count or settings.max_expressions)
+            compile_expressions(
+                value, parse_view_id(view_id).sensor, settings.max_expression_chars, max_count or settings.max_expressions
+            )
     except ExpressionError as exc:
         raise _err("expression", "{reason}", reason=exc.message) from None
     if counts is not None and count not in counts:
@@ -96,7 +115,9 @@ class _Params(BaseModel):
 class AOIParams(_Params):
     """Exactly one of bbox, geometry, cropper_ref (or none where the task type allows it)."""
 
-    bbox: list[float] | None = Field(None, description="[minx, miny, maxx, maxy] in EPSG:4326.", examples=[[-75.65, 37.64, -75.6, 37.7]])
+    bbox: list[float] | None = Field(
+        None, description="[minx, miny, maxx, maxy] in EPSG:4326.", examples=[[-75.65, 37.64, -75.6, 37.7]]
+    )
     geometry: dict[str, Any] | None = Field(None, description="A GeoJSON Polygon or MultiPolygon in EPSG:4326.")
     cropper_ref: str | None = Field(None, description="Id of a geometry saved with POST /api/render/cropper/.")
 
@@ -135,7 +156,9 @@ class AOIParams(_Params):
     def _one_aoi(self) -> "AOIParams":
         given = [n for n in ("bbox", "geometry", "cropper_ref", "fields") if getattr(self, n, None) is not None]
         if len(given) > 1:
-            raise _err("aoi", "give exactly one of bbox, geometry, cropper_ref (got {given})", given=", ".join(given), field=given[1])
+            raise _err(
+                "aoi", "give exactly one of bbox, geometry, cropper_ref (got {given})", given=", ".join(given), field=given[1]
+            )
         if not given and self._aoi_required:
             raise _err("aoi", "an area of interest is required: give bbox, geometry or cropper_ref", field="geometry")
         shp = self.aoi_shape() if getattr(self, "fields", None) is None else None  # fields: each is checked on its own
@@ -143,7 +166,13 @@ class AOIParams(_Params):
             limit = get_settings().max_aoi_km2
             area = geodesic_area_km2(shp)
             if area > limit:
-                raise _err("aoi", "the AOI covers {area} km², more than the limit of {limit} km²", area=round(area, 1), limit=limit, field=given[0])
+                raise _err(
+                    "aoi",
+                    "the AOI covers {area} km², more than the limit of {limit} km²",
+                    area=round(area, 1),
+                    limit=limit,
+                    field=given[0],
+                )
         return self
 
     def aoi_shape(self) -> shapely.Geometry | None:
@@ -172,7 +201,11 @@ class SceneParams(AOIParams):
 
 
 class BandmathParams(SceneParams):
-    bm_type: str = Field(..., description="One or more comma-separated expressions or aliases, e.g. 'NDVI' or '(B08-B04)/(B08+B04), NDWI'.", examples=["NDVI"])
+    bm_type: str = Field(
+        ...,
+        description="One or more comma-separated expressions or aliases, e.g. 'NDVI' or '(B08-B04)/(B08+B04), NDWI'.",
+        examples=["NDVI"],
+    )
     name_alias: str | None = Field(None, max_length=128, description="Output file name instead of bm_type.")
 
     @field_validator("bm_type")
@@ -242,8 +275,14 @@ class JpegParams(SceneParams):
             limit = get_settings().max_output_pixels
             n = aoi_pixels(shp, self.px_size)
             if n > limit:
-                raise _err("px_size", "px_size {px} m gives a picture of {n} pixels for this AOI, more than the limit of {limit}",
-                           px=self.px_size, n=n, limit=limit, field="px_size")
+                raise _err(
+                    "px_size",
+                    "px_size {px} m gives a picture of {n} pixels for this AOI, more than the limit of {limit}",
+                    px=self.px_size,
+                    n=n,
+                    limit=limit,
+                    field="px_size",
+                )
         return self
 
     @field_validator("levels")
@@ -311,8 +350,13 @@ class MtStatsParams(AOIParams):
     exclude_cover_pixels: bool = True
     cloud_masking_level: int = Field(1, ge=1, le=4)
     # "Fields and richer statistics" (SPEC): none of these changes an answer unless given.
-    fields: dict[str, Any] | None = Field(None, description="A GeoJSON FeatureCollection of Polygon/MultiPolygon features, each with a unique id.")
-    coverage: Literal["centre", "exact"] = Field("centre", description="centre: a pixel counts when its centre is inside; exact: weighted by the fraction of its area inside.")
+    fields: dict[str, Any] | None = Field(
+        None, description="A GeoJSON FeatureCollection of Polygon/MultiPolygon features, each with a unique id."
+    )
+    coverage: Literal["centre", "exact"] = Field(
+        "centre",
+        description="centre: a pixel counts when its centre is inside; exact: weighted by the fraction of its area inside.",
+    )
     percentiles: Annotated[list[float], Field(max_length=20)] | None = None
     histogram: HistogramSpec | None = None
     output_format: Literal["json", "csv"] = "json"
@@ -331,11 +375,18 @@ class MtStatsParams(AOIParams):
         else of the client's (properties are not needed and are not passed on)."""
         if v is None:
             return v
-        if not isinstance(v, dict) or v.get("type") != "FeatureCollection" or not isinstance(v.get("features"), list) or not v["features"]:
+        if (
+            not isinstance(v, dict)
+            or v.get("type") != "FeatureCollection"
+            or not isinstance(v.get("features"), list)
+            or not v["features"]
+        ):
             raise _err("fields", "must be a GeoJSON FeatureCollection with at least one feature")
         settings = get_settings()
         if len(v["features"]) > settings.max_fields:
-            raise _err("fields", "has {n} features, more than the limit of {limit}", n=len(v["features"]), limit=settings.max_fields)
+            raise _err(
+                "fields", "has {n} features, more than the limit of {limit}", n=len(v["features"]), limit=settings.max_fields
+            )
         seen: set[Any] = set()
         features = []
         densified = 0
@@ -345,7 +396,12 @@ class MtStatsParams(AOIParams):
                 raise _err("fields", "{where} is not a GeoJSON Feature", where=where, field=where)
             fid = field_id(feature)
             if fid is None or isinstance(fid, bool) or not isinstance(fid, (str, int, float)):
-                raise _err("fields", "{where} needs an id (the feature's id or properties.id, a string or a number)", where=where, field=where)
+                raise _err(
+                    "fields",
+                    "{where} needs an id (the feature's id or properties.id, a string or a number)",
+                    where=where,
+                    field=where,
+                )
             if fid in seen:
                 raise _err("fields", "{where} repeats the id {fid}", where=where, fid=repr(fid), field=where)
             seen.add(fid)
@@ -355,12 +411,23 @@ class MtStatsParams(AOIParams):
                 raise _err("fields", "{where}: {reason}", where=where, reason=str(exc), field=where) from None
             densified += densified_vertices(geometry)
             if densified > settings.max_fields_densified_vertices:
-                raise _err("fields", "the fields would have more than {limit} vertices in all once densified for reprojection; send "
-                           "fewer or simpler fields", limit=f"{settings.max_fields_densified_vertices:,}", field=where)
+                raise _err(
+                    "fields",
+                    "the fields would have more than {limit} vertices in all once densified for reprojection; send "
+                    "fewer or simpler fields",
+                    limit=f"{settings.max_fields_densified_vertices:,}",
+                    field=where,
+                )
             area = geodesic_area_km2(shape(geometry))
             if area > settings.max_aoi_km2:
-                raise _err("fields", "{where} covers {area} km², more than the limit of {limit} km²", where=where,
-                           area=round(area, 1), limit=settings.max_aoi_km2, field=where)
+                raise _err(
+                    "fields",
+                    "{where} covers {area} km², more than the limit of {limit} km²",
+                    where=where,
+                    area=round(area, 1),
+                    limit=settings.max_aoi_km2,
+                    field=where,
+                )
             features.append({"type": "Feature", "id": fid, "geometry": geometry})
         return {"type": "FeatureCollection", "features": features}
 
@@ -399,15 +466,33 @@ class MtStatsParams(AOIParams):
     def _dates_and_expressions(self) -> "MtStatsParams":
         settings = get_settings()
         if self.date_end < self.date_start:
-            raise _err("date", "date_end {end} is before date_start {start}", end=str(self.date_end), start=str(self.date_start), field="date_end")
+            raise _err(
+                "date",
+                "date_end {end} is before date_start {start}",
+                end=str(self.date_end),
+                start=str(self.date_start),
+                field="date_end",
+            )
         span = (self.date_end - self.date_start).days
         if span > settings.mt_stats_max_days:
-            raise _err("date", "the date range spans {span} days, more than the limit of {limit}", span=span, limit=settings.mt_stats_max_days, field="date_end")
+            raise _err(
+                "date",
+                "the date range spans {span} days, more than the limit of {limit}",
+                span=span,
+                limit=settings.mt_stats_max_days,
+                field="date_end",
+            )
         items = [self.bm_type] if isinstance(self.bm_type, str) else self.bm_type
         if not items:
             raise _err("expression", "bm_type must name at least one index", field="bm_type")
         if len(items) > settings.mt_stats_max_bm_types:
-            raise _err("expression", "at most {limit} bm_type items are allowed, got {n}", limit=settings.mt_stats_max_bm_types, n=len(items), field="bm_type")
+            raise _err(
+                "expression",
+                "at most {limit} bm_type items are allowed, got {n}",
+                limit=settings.mt_stats_max_bm_types,
+                n=len(items),
+                field="bm_type",
+            )
         explicit = self.sensors is not None
         sensors = [s for s in (sensor_by_name(n) for n in self.sensors or OPTICAL_SENSORS) if s is not None]
         for item in items:
@@ -420,7 +505,9 @@ class MtStatsParams(AOIParams):
                 except ExpressionError as exc:
                     failures.append(exc)
             if failures and (explicit or len(failures) == len(sensors)):
-                raise _err("expression", "{item}: {reason}", item=repr(item), reason=failures[0].message, field="bm_type") from None
+                raise _err(
+                    "expression", "{item}: {reason}", item=repr(item), reason=failures[0].message, field="bm_type"
+                ) from None
         return self
 
 
@@ -454,6 +541,7 @@ TaskRequest = Annotated[TaskRequestModel, Field(discriminator="type")]
 
 
 # --- responses ------------------------------------------------------------------------------------
+
 
 class TaskAccepted(BaseModel):
     status: str = "authentication"
@@ -502,6 +590,7 @@ class ErrorBody(BaseModel):
 
 
 # --- scene search (SPEC §4) -------------------------------------------------------------------------
+
 
 class DateRangeModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -562,18 +651,47 @@ def task_examples() -> dict[str, dict[str, Any]]:
     """One request per task type for the API documentation, on the demo scenes that ``make up``
     ingests (the tests check that each validates and runs)."""
     field = {"type": "Polygon", "coordinates": [[[-75.65, 37.65], [-75.60, 37.64], [-75.62, 37.70], [-75.65, 37.65]]]}
-    demo = {"type": "Polygon", "coordinates": [[[-75.4285, 37.8189], [-75.4285, 37.8223], [-75.4544, 37.8222], [-75.4544, 37.8188],
-                                                [-75.4285, 37.8189]]]}
+    demo = {
+        "type": "Polygon",
+        "coordinates": [
+            [[-75.4285, 37.8189], [-75.4285, 37.8223], [-75.4544, 37.8222], [-75.4544, 37.8188], [-75.4285, 37.8189]]
+        ],
+    }
     view = "S2/18/S/VG/2020/6/15/0"
     return {
-        "bandmath": {"summary": "NDVI over a polygon (Float32 GeoTIFF)",
-                     "value": {"type": "bandmath", "params": {"view_id": view, "bm_type": "NDVI", "geometry": field}}},
-        "lbe": {"summary": "Red, green, blue as stored (one GeoTIFF)",
-                "value": {"type": "lbe", "params": {"view_id": view, "bands": ["B04", "B03", "B02"], "geometry": field}}},
-        "jpeg": {"summary": "NDVI coloured with RdYlGn (PNG)",
-                 "value": {"type": "jpeg", "params": {"view_id": view, "bm_type": "NDVI", "geometry": field, "format": "png",
-                                                      "colormap": "RdYlGn", "levels": "-0.2,0.8"}}},
-        "mt_stats": {"summary": "NDVI statistics of a field through a year of demo scenes",
-                     "value": {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": "NDVI",
-                                                              "sensors": ["S2L2A", "L8"], "geometry": demo}}},
+        "bandmath": {
+            "summary": "NDVI over a polygon (Float32 GeoTIFF)",
+            "value": {"type": "bandmath", "params": {"view_id": view, "bm_type": "NDVI", "geometry": field}},
+        },
+        "lbe": {
+            "summary": "Red, green, blue as stored (one GeoTIFF)",
+            "value": {"type": "lbe", "params": {"view_id": view, "bands": ["B04", "B03", "B02"], "geometry": field}},
+        },
+        "jpeg": {
+            "summary": "NDVI coloured with RdYlGn (PNG)",
+            "value": {
+                "type": "jpeg",
+                "params": {
+                    "view_id": view,
+                    "bm_type": "NDVI",
+                    "geometry": field,
+                    "format": "png",
+                    "colormap": "RdYlGn",
+                    "levels": "-0.2,0.8",
+                },
+            },
+        },
+        "mt_stats": {
+            "summary": "NDVI statistics of a field through a year of demo scenes",
+            "value": {
+                "type": "mt_stats",
+                "params": {
+                    "date_start": "2023-01-01",
+                    "date_end": "2023-12-31",
+                    "bm_type": "NDVI",
+                    "sensors": ["S2L2A", "L8"],
+                    "geometry": demo,
+                },
+            },
+        },
     }

@@ -31,15 +31,27 @@ def record_stage(task_id: str, stage: str, url: str | None = None) -> None:
         _recorded.clear()
     _recorded[task_id] = stage
     with session(url) as s:
-        s.execute(update(TaskRecord)
-                  .where(TaskRecord.id == task_id, or_(TaskRecord.status.is_(None), TaskRecord.status == "started"),  # type: ignore[union-attr]
-                         or_(TaskRecord.stage.is_(None), TaskRecord.stage != stage, TaskRecord.status.is_(None)))  # type: ignore[union-attr]
-                  .values(status="started", stage=stage, updated_at=utcnow()))
+        s.execute(
+            update(TaskRecord)
+            .where(
+                TaskRecord.id == task_id,
+                or_(TaskRecord.status.is_(None), TaskRecord.status == "started"),  # type: ignore[union-attr]
+                or_(TaskRecord.stage.is_(None), TaskRecord.stage != stage, TaskRecord.status.is_(None)),
+            )  # type: ignore[union-attr]
+            .values(status="started", stage=stage, updated_at=utcnow())
+        )
         s.commit()
 
 
-def record_ending(task_id: str, status: str, *, error: str | None = None, stage: str | None = None,
-                  result: dict[str, Any] | None = None, url: str | None = None) -> bool:
+def record_ending(
+    task_id: str,
+    status: str,
+    *,
+    error: str | None = None,
+    stage: str | None = None,
+    result: dict[str, Any] | None = None,
+    url: str | None = None,
+) -> bool:
     """Record how the task ended; False when an ending was recorded before (it stays)."""
     if status not in ENDED:
         raise ValueError(f"not an ending: {status}")
@@ -48,9 +60,17 @@ def record_ending(task_id: str, status: str, *, error: str | None = None, stage:
     if stage is not None:
         values["stage"] = stage
     with session(url) as s:
-        done = s.execute(update(TaskRecord).where(TaskRecord.id == task_id, or_(TaskRecord.status.is_(None),  # type: ignore[union-attr]
-                                                                                  TaskRecord.status == "started"))
-                         .values(**values))
+        done = s.execute(
+            update(TaskRecord)
+            .where(
+                TaskRecord.id == task_id,
+                or_(
+                    TaskRecord.status.is_(None),  # type: ignore[union-attr]
+                    TaskRecord.status == "started",
+                ),
+            )
+            .values(**values)
+        )
         s.commit()
         return bool(done.rowcount)
 

@@ -37,20 +37,23 @@ async def request(client: PrefectClient, method: str, path: str, json: Any = Non
         else:
             if response.status_code != 503 or last:
                 return PrefectResponse.from_httpx_response(response).raise_for_status()
-        await asyncio.sleep(random.uniform(0.5, 1.5) * min(0.01 * 2 ** attempt, 1.0))
+        await asyncio.sleep(random.uniform(0.5, 1.5) * min(0.01 * 2**attempt, 1.0))
     raise AssertionError("unreachable")
 
 
-async def create_flow_run_from_deployment(client: PrefectClient, deployment_id: UUID, *, parameters: dict[str, Any],
-                                          tags: list[str], idempotency_key: str, name: str) -> UUID:
+async def create_flow_run_from_deployment(
+    client: PrefectClient, deployment_id: UUID, *, parameters: dict[str, Any], tags: list[str], idempotency_key: str, name: str
+) -> UUID:
     """``PrefectClient.create_flow_run_from_deployment``'s request (a Scheduled run), retried fast."""
     from prefect.client.schemas.actions import DeploymentFlowRunCreate
     from prefect.states import Scheduled, to_state_create
 
-    body = DeploymentFlowRunCreate(parameters=parameters, state=to_state_create(Scheduled()), tags=tags, name=name,
-                                   idempotency_key=idempotency_key)
-    response = await request(client, "POST", f"/deployments/{deployment_id}/create_flow_run",
-                             json=body.model_dump(mode="json", exclude_unset=True))
+    body = DeploymentFlowRunCreate(
+        parameters=parameters, state=to_state_create(Scheduled()), tags=tags, name=name, idempotency_key=idempotency_key
+    )
+    response = await request(
+        client, "POST", f"/deployments/{deployment_id}/create_flow_run", json=body.model_dump(mode="json", exclude_unset=True)
+    )
     return UUID(response.json()["id"])
 
 

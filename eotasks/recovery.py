@@ -21,8 +21,15 @@ from eotasks.settings import get_settings
 
 NOT_STARTED = "eotasks: run not started"
 NO_HEARTBEAT = "eotasks: run lost its heartbeat"
-ENDS = {"prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.Cancelled",
-        "prefect.flow-run.Cancelling", "prefect.flow-run.Scheduled", "prefect.flow-run.TimedOut"}
+ENDS = {
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.flow-run.Crashed",
+    "prefect.flow-run.Cancelled",
+    "prefect.flow-run.Cancelling",
+    "prefect.flow-run.Scheduled",
+    "prefect.flow-run.TimedOut",
+}
 
 
 def automations(recover_deployment_id) -> list:
@@ -33,20 +40,44 @@ def automations(recover_deployment_id) -> list:
     settings = get_settings()
 
     def action(reason: str) -> RunDeployment:
-        return RunDeployment(source="selected", deployment_id=recover_deployment_id, parameters={
-            "flow_run_id": {"__prefect_kind": "jinja", "template": "{{ event.resource.id }}"}, "reason": reason})
+        return RunDeployment(
+            source="selected",
+            deployment_id=recover_deployment_id,
+            parameters={"flow_run_id": {"__prefect_kind": "jinja", "template": "{{ event.resource.id }}"}, "reason": reason},
+        )
 
     # Only our task types' runs (tagged "eotasks"), never the recovery flow's own.
     match_related = {"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.eotasks"}
     return [
-        Automation(name=NOT_STARTED, description="A PENDING run that no process started: resubmit or fail it.", trigger=EventTrigger(
-            posture=Posture.Proactive, after={"prefect.flow-run.Pending"}, expect={"prefect.flow-run.Running", *ENDS},
-            for_each={"prefect.resource.id"}, match={"prefect.resource.id": "prefect.flow-run.*"}, match_related=match_related,
-            threshold=1, within=timedelta(seconds=settings.stale_pending_s)), actions=[action("not started")]),
-        Automation(name=NO_HEARTBEAT, description="A RUNNING run whose heartbeats stopped: resubmit or fail it.", trigger=EventTrigger(
-            posture=Posture.Proactive, after={"prefect.flow-run.heartbeat"}, expect={"prefect.flow-run.heartbeat", *ENDS},
-            for_each={"prefect.resource.id"}, match={"prefect.resource.id": "prefect.flow-run.*"},
-            threshold=1, within=timedelta(seconds=settings.stale_heartbeat_s)), actions=[action("no heartbeat")]),
+        Automation(
+            name=NOT_STARTED,
+            description="A PENDING run that no process started: resubmit or fail it.",
+            trigger=EventTrigger(
+                posture=Posture.Proactive,
+                after={"prefect.flow-run.Pending"},
+                expect={"prefect.flow-run.Running", *ENDS},
+                for_each={"prefect.resource.id"},
+                match={"prefect.resource.id": "prefect.flow-run.*"},
+                match_related=match_related,
+                threshold=1,
+                within=timedelta(seconds=settings.stale_pending_s),
+            ),
+            actions=[action("not started")],
+        ),
+        Automation(
+            name=NO_HEARTBEAT,
+            description="A RUNNING run whose heartbeats stopped: resubmit or fail it.",
+            trigger=EventTrigger(
+                posture=Posture.Proactive,
+                after={"prefect.flow-run.heartbeat"},
+                expect={"prefect.flow-run.heartbeat", *ENDS},
+                for_each={"prefect.resource.id"},
+                match={"prefect.resource.id": "prefect.flow-run.*"},
+                threshold=1,
+                within=timedelta(seconds=settings.stale_heartbeat_s),
+            ),
+            actions=[action("no heartbeat")],
+        ),
     ]
 
 
@@ -54,8 +85,12 @@ def _definition(automation) -> dict:
     trigger = automation.trigger.model_dump(mode="json", exclude={"id"})
     for key in ("after", "expect", "for_each"):  # sets: their JSON order changes with the process's hash seed
         trigger[key] = sorted(trigger.get(key) or [])
-    return {"description": automation.description, "enabled": automation.enabled, "trigger": trigger,
-            "actions": [a.model_dump(mode="json") for a in automation.actions]}
+    return {
+        "description": automation.description,
+        "enabled": automation.enabled,
+        "trigger": trigger,
+        "actions": [a.model_dump(mode="json") for a in automation.actions],
+    }
 
 
 async def ensure_recovery_automations(deployment_name: str = "recover/eotasks") -> None:

@@ -12,9 +12,23 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters whose values are secrets (compared case-insensitively).
-SECRET_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "signature", "sig", "password", "secret",
-                 "x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid", "x-goog-signature",
-                 "x-goog-credential"}
+SECRET_PARAMS = {
+    "api_key",
+    "apikey",
+    "key",
+    "token",
+    "access_token",
+    "signature",
+    "sig",
+    "password",
+    "secret",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "awsaccesskeyid",
+    "x-goog-signature",
+    "x-goog-credential",
+}
 MASK = "***"
 _KEY_IN_TEXT = re.compile(r"apk\.[0-9a-f]{8,}")
 

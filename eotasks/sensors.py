@@ -74,8 +74,18 @@ _S2_COMMON = (
     Band("B09", 60, ()),
 )
 _S2_SPYNDEX = {
-    "A": "B01", "B": "B02", "G": "B03", "R": "B04", "RE1": "B05", "RE2": "B06", "RE3": "B07",
-    "N": "B08", "N2": "B8A", "WV": "B09", "S1": "B11", "S2": "B12",
+    "A": "B01",
+    "B": "B02",
+    "G": "B03",
+    "R": "B04",
+    "RE1": "B05",
+    "RE2": "B06",
+    "RE3": "B07",
+    "N": "B08",
+    "N2": "B8A",
+    "WV": "B09",
+    "S1": "B11",
+    "S2": "B12",
 }
 _LANDSAT_BANDS = (
     Band("B1", 30, ("COASTAL",)),
@@ -93,33 +103,62 @@ _LANDSAT_BANDS = (
     Band("BQA", 30, (), spectral=False),
 )
 _LANDSAT_SPYNDEX = {
-    "A": "B1", "B": "B2", "G": "B3", "R": "B4", "N": "B5", "S1": "B6", "S2": "B7",
-    "T1": "B10", "T2": "B11",
+    "A": "B1",
+    "B": "B2",
+    "G": "B3",
+    "R": "B4",
+    "N": "B5",
+    "S1": "B6",
+    "S2": "B7",
+    "T1": "B10",
+    "T2": "B11",
 }
 
 SENTINEL2 = Sensor(
-    "sentinel2", "S2", "sentinel2",
+    "sentinel2",
+    "S2",
+    "sentinel2",
     _S2_COMMON + (Band("B10", 60, ("CIRRUS",)), Band("B11", 20, ("SWIR1",)), Band("B12", 20, ("SWIR2",))),
-    spyndex_bands=_S2_SPYNDEX, spyndex_platform="Sentinel-2",
-    mask_band=None, default_scale=1e-4, default_offset=0.0,
+    spyndex_bands=_S2_SPYNDEX,
+    spyndex_platform="Sentinel-2",
+    mask_band=None,
+    default_scale=1e-4,
+    default_offset=0.0,
 )
 SENTINEL2_L2A = Sensor(
-    "sentinel2l2a", "S2L2A", "sentinel2",
+    "sentinel2l2a",
+    "S2L2A",
+    "sentinel2",
     _S2_COMMON + (Band("B11", 20, ("SWIR1",)), Band("B12", 20, ("SWIR2",)), Band("SCL", 20, (), spectral=False)),
-    spyndex_bands=_S2_SPYNDEX, spyndex_platform="Sentinel-2",
+    spyndex_bands=_S2_SPYNDEX,
+    spyndex_platform="Sentinel-2",
     # Processing baseline 04.00 and later: (DN - 1000) / 10000.
-    mask_band="SCL", default_scale=1e-4, default_offset=-0.1,
+    mask_band="SCL",
+    default_scale=1e-4,
+    default_offset=-0.1,
 )
 LANDSAT8 = Sensor(
-    "landsat8", "L8", "landsat", _LANDSAT_BANDS,
-    spyndex_bands=_LANDSAT_SPYNDEX, spyndex_platform="Landsat-OLI",
+    "landsat8",
+    "L8",
+    "landsat",
+    _LANDSAT_BANDS,
+    spyndex_bands=_LANDSAT_SPYNDEX,
+    spyndex_platform="Landsat-OLI",
     # Collection 2 Level-2 surface reflectance.
-    mask_band="QA_PIXEL", default_scale=2.75e-5, default_offset=-0.2,
+    mask_band="QA_PIXEL",
+    default_scale=2.75e-5,
+    default_offset=-0.2,
 )
 LANDSAT9 = Sensor(
-    "landsat9", "L9", "landsat", _LANDSAT_BANDS,
-    spyndex_bands=_LANDSAT_SPYNDEX, spyndex_platform="Landsat-OLI",
-    mask_band="QA_PIXEL", default_scale=2.75e-5, default_offset=-0.2,
+    "landsat9",
+    "L9",
+    "landsat",
+    _LANDSAT_BANDS,
+    spyndex_bands=_LANDSAT_SPYNDEX,
+    spyndex_platform="Landsat-OLI",
+    mask_band="QA_PIXEL",
+    default_scale=2.75e-5,
+    default_offset=-0.2,
 )
 
 SENSORS: dict[str, Sensor] = {s.name: s for s in (SENTINEL2, SENTINEL2_L2A, LANDSAT8, LANDSAT9)}
@@ -127,8 +166,14 @@ OPTICAL_SENSORS = tuple(SENSORS)
 
 # The reference API's other sensor names: accepted, matching no scenes until a catalogue holds them.
 OTHER_SENSOR_NAMES = {
-    "landsat4": "L4", "landsat5": "L5", "landsat7": "L7", "modis": "MODIS", "cbers4": "CBERS4",
-    "naip": "NAIP", "sentinel1": "S1", "sentinel1grd": "S1GRD",
+    "landsat4": "L4",
+    "landsat5": "L5",
+    "landsat7": "L7",
+    "modis": "MODIS",
+    "cbers4": "CBERS4",
+    "naip": "NAIP",
+    "sentinel1": "S1",
+    "sentinel1grd": "S1GRD",
 }
 
 _SHORT = {s.short.upper(): s.name for s in SENSORS.values()}

@@ -117,7 +117,12 @@ class TimeSeriesAnswer:
     def _skipped_bytes(self, skipped: SkippedRow) -> bytes:
         if self.output_format == "csv":
             scene = skipped.scene
-            cells = [skipped.field_id, scene.date if scene else "", scene.view_id if scene else "", scene.scene_id if scene else ""]
+            cells = [
+                skipped.field_id,
+                scene.date if scene else "",
+                scene.view_id if scene else "",
+                scene.scene_id if scene else "",
+            ]
             return _csv([*cells, *[""] * (len(self.csv_header()) - 5), skipped.error])
         return orjson.dumps(self.error_item(skipped))
 
@@ -134,7 +139,16 @@ class TimeSeriesAnswer:
     # -- CSV --------------------------------------------------------------------------------------------
 
     def csv_header(self) -> list[str]:
-        header = ["field_id", "date", "view_id", "scene_id", "index", "cloud", *CSV_STATS, *[f"p_{p:g}" for p in self.percentiles]]
+        header = [
+            "field_id",
+            "date",
+            "view_id",
+            "scene_id",
+            "index",
+            "cloud",
+            *CSV_STATS,
+            *[f"p_{p:g}" for p in self.percentiles],
+        ]
         if self.histogram_bins:
             header += ["hist_underflow", *[f"hist_{i}" for i in range(self.histogram_bins)], "hist_overflow"]
         return [*header, "error"]
@@ -143,8 +157,16 @@ class TimeSeriesAnswer:
         out = []
         for index in self.indices:
             s = row.indexes[index]
-            cells = [row.field_id, row.scene.date, row.scene.view_id, row.scene.scene_id, index, row.cloud,
-                     *[s.get(k) for k in CSV_STATS], *[(s.get("percentiles") or {}).get(f"{p:g}") for p in self.percentiles]]
+            cells = [
+                row.field_id,
+                row.scene.date,
+                row.scene.view_id,
+                row.scene.scene_id,
+                index,
+                row.cloud,
+                *[s.get(k) for k in CSV_STATS],
+                *[(s.get("percentiles") or {}).get(f"{p:g}") for p in self.percentiles],
+            ]
             if self.histogram_bins:
                 h = s.get("histogram") or {}
                 cells += [h.get("underflow"), *(h.get("counts") or [None] * self.histogram_bins), h.get("overflow")]
@@ -184,8 +206,16 @@ class TimeSeriesAnswer:
         index = self.indices[0]
         rows = []
         for fid, s in sorted(self.summaries.items(), key=lambda kv: self.field_order.get(kv[0], 0))[:limit]:
-            rows.append({"field_id": fid, "scenes": s.scenes, "latest date": s.latest[0], f"latest {index}": round(s.latest[1], 4),
-                         "season min": round(s.low, 4), "season max": round(s.high, 4)})
+            rows.append(
+                {
+                    "field_id": fid,
+                    "scenes": s.scenes,
+                    "latest date": s.latest[0],
+                    f"latest {index}": round(s.latest[1], 4),
+                    "season min": round(s.low, 4),
+                    "season max": round(s.high, 4),
+                }
+            )
         return rows
 
     def distribution(self) -> dict[str, Any]:

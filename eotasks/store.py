@@ -42,8 +42,9 @@ class ResultStore:
             client_kwargs = {"region_name": self.region}
             if self.endpoint_url:
                 client_kwargs["endpoint_url"] = self.endpoint_url
-            return fsspec.filesystem("s3", key=self.key_id, secret=self.secret, client_kwargs=client_kwargs,
-                                     skip_instance_cache=False)
+            return fsspec.filesystem(
+                "s3", key=self.key_id, secret=self.secret, client_kwargs=client_kwargs, skip_instance_cache=False
+            )
         return fsspec.filesystem("file")
 
     def path(self, key: str) -> str:
@@ -78,10 +79,12 @@ class ResultStore:
 
     def put_file(self, key: str, source: Path) -> str:
         """Upload a local file (streamed: never read into memory whole)."""
+
         def pieces() -> Iterator[bytes]:
             with open(source, "rb") as f:
                 while chunk := f.read(8 << 20):
                     yield chunk
+
         return self.put_chunks(key, pieces())
 
     def get(self, key: str) -> bytes:
@@ -110,9 +113,14 @@ class ResultStore:
 
             bucket, _, prefix = self.url.removeprefix("s3://").partition("/")
             object_key = f"{prefix.strip('/')}/{safe_key(key)}" if prefix.strip("/") else safe_key(key)
-            client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
-                                  aws_access_key_id=self.key_id, aws_secret_access_key=self.secret,
-                                  config=Config(signature_version="s3v4"))
+            client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id=self.key_id,
+                aws_secret_access_key=self.secret,
+                config=Config(signature_version="s3v4"),
+            )
             return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": object_key}, ExpiresIn=ttl)
         expires = int(time.time()) + ttl
         sig = sign(key, expires, settings.resolved_signing_secret)
@@ -146,8 +154,11 @@ def get_store(settings: Settings | None = None) -> ResultStore:
     import os
 
     return ResultStore(
-        url=settings.resolved_store_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
-        key_id=os.environ.get("AWS_ACCESS_KEY_ID"), secret=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        url=settings.resolved_store_url,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret=os.environ.get("AWS_SECRET_ACCESS_KEY"),
     )
 
 

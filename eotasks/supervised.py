@@ -48,7 +48,7 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         # "pid (comm) state ppid pgrp ...": comm may hold spaces or parentheses.
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(entry))
     return members

@@ -155,6 +155,7 @@ def compile_indices(record: SceneRecord, indices: Sequence[str], assets: dict[st
 
 # --- where the fields are on a grid: computed once per grid, kept for every date on it ------------
 
+
 class _Cache:
     """key -> value, least recently used out, shared by the threads of a run: the scenes of a request
     start together on several threads, all on the same grid, and one thread computes a missing entry
@@ -197,8 +198,10 @@ def field_coverages(fields: Sequence[Field], grid: Grid, rule: str) -> list[Cove
     compute = exact_coverage if rule == "exact" else centre_coverage
     out = []
     for f in fields:
+
         def make(geom: BaseGeometry = f.shape) -> Coverage:
             return compute(to_crs(geom, grid.crs), grid.transform, grid.width, grid.height)
+
         out.append(COVERAGE.get((f.shape.wkb, *grid.key(), rule), make))
     return out
 
@@ -265,6 +268,7 @@ def grid_plan(fields: Sequence[Field], grid: Grid, rule: str) -> GridPlan:
 
 
 # --- one scene --------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Gathered:
@@ -335,8 +339,16 @@ def scene_statistics(record: SceneRecord, indices: Sequence[str], fields: Sequen
     return _outcome(record, fields, got, options, unmasked=kind is None)
 
 
-def _gather_one(got: _Gathered, group: list[str], values: np.ndarray, inside: np.ndarray, usable: np.ndarray, flags: np.ndarray,
-                first: bool, exclude: bool) -> None:
+def _gather_one(
+    got: _Gathered,
+    group: list[str],
+    values: np.ndarray,
+    inside: np.ndarray,
+    usable: np.ndarray,
+    flags: np.ndarray,
+    first: bool,
+    exclude: bool,
+) -> None:
     """The gather for one field of unit weights, with masks of its window (what the general gather
     computes for it, without index lookups)."""
     covered = inside & usable
@@ -366,7 +378,9 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
             stats[index] = grouped_summaries(v, None, None, 1, qs)
         else:
             w = np.concatenate([p[1] if p[1] is not None else np.ones(p[0].size) for p in parts] or [np.zeros(0)])
-            g = np.concatenate([p[2] if p[2] is not None else np.zeros(p[0].size, np.int64) for p in parts] or [np.zeros(0, np.int64)])
+            g = np.concatenate(
+                [p[2] if p[2] is not None else np.zeros(p[0].size, np.int64) for p in parts] or [np.zeros(0, np.int64)]
+            )
             stats[index] = grouped_summaries(v, w, g, n, qs)
         if options.histogram_edges is not None:
             if w is None or g is None:
@@ -392,8 +406,14 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
                 out.skipped.append(SkippedRow(None, ref, "No valid pixels in the AOI"))
             continue
         if cloud_l[i] > options.max_cloud_cover_in_aoi:
-            out.skipped.append(SkippedRow(f.id, ref, f"Cloud cover in the {where} is {cloud_l[i]:.1f} %, above max_cloud_cover_in_aoi "
-                                                        f"{options.max_cloud_cover_in_aoi:g}"))
+            out.skipped.append(
+                SkippedRow(
+                    f.id,
+                    ref,
+                    f"Cloud cover in the {where} is {cloud_l[i]:.1f} %, above max_cloud_cover_in_aoi "
+                    f"{options.max_cloud_cover_in_aoi:g}",
+                )
+            )
             continue
         if any(not lists[index]["count"][i] > 0 for index in got.indices):
             out.skipped.append(SkippedRow(f.id, ref, f"No valid pixels in the {where}"))
@@ -402,9 +422,18 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
         for index in got.indices:
             st = lists[index]
             variance = st["variance"][i]
-            one: dict[str, Any] = {"min": st["min"][i], "max": st["max"][i], "average": st["average"][i],
-                                   "median": st["q2"][i], "std": math.sqrt(variance), "variance": variance,
-                                   "q1": st["q1"][i], "q3": st["q3"][i], "p10": st["q0"][i], "p90": st["q4"][i]}
+            one: dict[str, Any] = {
+                "min": st["min"][i],
+                "max": st["max"][i],
+                "average": st["average"][i],
+                "median": st["q2"][i],
+                "std": math.sqrt(variance),
+                "variance": variance,
+                "q1": st["q1"][i],
+                "q3": st["q3"][i],
+                "p10": st["q0"][i],
+                "p90": st["q4"][i],
+            }
             if options.richer:
                 one["count"] = conv(st["count"][i])
                 one["nodata_count"] = conv(lefts[index][i])
@@ -412,7 +441,12 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
                 one["percentiles"] = {f"{p:g}": st[f"q{5 + k}"][i] for k, p in enumerate(options.percentiles)}
             if edges is not None:
                 counts, under, over = hist_lists[index]
-                one["histogram"] = {"edges": edges, "counts": [conv(c) for c in counts[i]], "underflow": conv(under[i]), "overflow": conv(over[i])}
+                one["histogram"] = {
+                    "edges": edges,
+                    "counts": [conv(c) for c in counts[i]],
+                    "underflow": conv(under[i]),
+                    "overflow": conv(over[i]),
+                }
             indexes[index] = one
         out.rows.append(SceneRow(f.id, ref, cloud_l[i], indexes, unmasked))
     return out

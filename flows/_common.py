@@ -61,7 +61,9 @@ def fail(exc: BaseException) -> State:
 def _stage(flow_run_id: Any) -> str:
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=50,
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+            limit=50,
         )
     return stage_from_task_runs([r.name for r in reversed(runs)])
 
@@ -126,12 +128,19 @@ def time_series_runner() -> Any:
     from prefect_dask import DaskTaskRunner
 
     if settings.dask_address == "local":
-        return DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": settings.mt_stats_workers})
+        return DaskTaskRunner(
+            cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": settings.mt_stats_workers}
+        )
     return DaskTaskRunner(address=settings.dask_address)
 
 
-HOOKS = dict(on_running=[started_hook], on_completion=[ended_hook], on_failure=[ended_hook], on_crashed=[ended_hook],
-             on_cancellation=[ended_hook])
+HOOKS = dict(
+    on_running=[started_hook],
+    on_completion=[ended_hook],
+    on_failure=[ended_hook],
+    on_crashed=[ended_hook],
+    on_cancellation=[ended_hook],
+)
 
 
 def flow_timeout() -> int:

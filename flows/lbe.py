@@ -23,8 +23,12 @@ def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
     authenticate(api_key_id)
     scene = lookup_scene(params.view_id)
     assets = scene_assets(scene)  # a band the scene lacks is refused by crop, by name
-    groups = plan_groups(params.bands, {b: assets[b].resolution if b in assets else 0.0 for b in params.bands}, params.merge,
-                         {b: assets[b].fill if b in assets else 0.0 for b in params.bands})
+    groups = plan_groups(
+        params.bands,
+        {b: assets[b].resolution if b in assets else 0.0 for b in params.bands},
+        params.merge,
+        {b: assets[b].fill if b in assets else 0.0 for b in params.bands},
+    )
     cut = crop(scene, params, [list(g.bands) for g in groups], "lbe", scaled=False)
     name, path = package_bands(scene, params, list(zip(groups, cut.rasters)))
     return {"files": publish(task_id, {name: path})}

@@ -24,8 +24,13 @@ from tasks.artifacts import field_artifacts, series_artifacts
 from tasks.publish import publish
 
 
-@flow(name="monitor", persist_result=True, result_serializer="json",
-      task_runner=time_series_runner(), timeout_seconds=flow_timeout())
+@flow(
+    name="monitor",
+    persist_result=True,
+    result_serializer="json",
+    task_runner=time_series_runner(),
+    timeout_seconds=flow_timeout(),
+)
 @failing_as_told
 def monitor(
     name: str,
@@ -41,9 +46,18 @@ def monitor(
     cloud_masking_level: int = 1,
 ) -> Any:
     end = end_date or dt.datetime.now(dt.timezone.utc).date()
-    params = MtStatsParams(date_start=end - dt.timedelta(days=days), date_end=end, bm_type=bm_type, geometry=geometry,
-                           cropper_ref=cropper_ref, fields=fields, coverage=coverage, sensors=sensors,
-                           max_cloud_cover_in_aoi=max_cloud_cover_in_aoi, cloud_masking_level=cloud_masking_level)
+    params = MtStatsParams(
+        date_start=end - dt.timedelta(days=days),
+        date_end=end,
+        bm_type=bm_type,
+        geometry=geometry,
+        cropper_ref=cropper_ref,
+        fields=fields,
+        coverage=coverage,
+        sensors=sensors,
+        max_cloud_cover_in_aoi=max_cloud_cover_in_aoi,
+        cloud_masking_level=cloud_masking_level,
+    )
     answer = time_series(params)
     result = answer.as_dict()
     started = flow_run.scheduled_start_time or dt.datetime.now(dt.timezone.utc)

@@ -44,9 +44,15 @@ def mt_stats(task_id: str, api_key_id: int, params: MtStatsParams) -> Any:
 
 
 def stats_options(params: MtStatsParams) -> StatsOptions:
-    return StatsOptions(params.cloud_masking_level, params.exclude_cover_pixels, params.max_cloud_cover_in_aoi, params.coverage,
-                        tuple(params.percentiles or ()), tuple(params.histogram.bin_edges()) if params.histogram else None,
-                        richer=params.richer)
+    return StatsOptions(
+        params.cloud_masking_level,
+        params.exclude_cover_pixels,
+        params.max_cloud_cover_in_aoi,
+        params.coverage,
+        tuple(params.percentiles or ()),
+        tuple(params.histogram.bin_edges()) if params.histogram else None,
+        richer=params.richer,
+    )
 
 
 def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
@@ -57,11 +63,18 @@ def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
     fields = Fields([Field(None, aoi)] if params.fields is None else [Field(fid, shape) for fid, shape in params.field_shapes()])
     # quote(): Prefect would otherwise walk the model's every coordinate looking for futures.
     scenes = lookup_scenes(quote(params), aoi)
-    answer = TimeSeriesAnswer(params.bm_type, {f.id: i for i, f in enumerate(fields)}, params.output_format,
-                              tuple(params.percentiles or ()), len(params.histogram.bin_edges()) - 1 if params.histogram else 0)
+    answer = TimeSeriesAnswer(
+        params.bm_type,
+        {f.id: i for i, f in enumerate(fields)},
+        params.output_format,
+        tuple(params.percentiles or ()),
+        len(params.histogram.bin_edges()) - 1 if params.histogram else 0,
+    )
     groups = batches(scenes, get_settings().mt_stats_workers)
-    futures = [stats.submit(group, answer.indices, fields, stats_options(params), label=f"{i + 1}of{len(groups)}")
-               for i, group in enumerate(groups)]
+    futures = [
+        stats.submit(group, answer.indices, fields, stats_options(params), label=f"{i + 1}of{len(groups)}")
+        for i, group in enumerate(groups)
+    ]
     met: set[Any] = set()
     described = f"mt_stats: scenes done of {len(scenes)}" + (f", {len(fields)} field(s)" if params.fields is not None else "")
     for outcome in as_batches_finish(futures, groups, described):
@@ -70,8 +83,9 @@ def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
     for f in fields:
         if f.id is not None and f.id not in met:
             answer.add_skipped(SkippedRow(f.id, None, "No scene of the request's sensors and dates covers this field"))
-    get_run_logger().info("%d scenes x %d field(s): %d results, %d left out", len(scenes), len(fields), answer.result_count,
-                          answer.error_count)
+    get_run_logger().info(
+        "%d scenes x %d field(s): %d results, %d left out", len(scenes), len(fields), answer.result_count, answer.error_count
+    )
     return answer
 
 

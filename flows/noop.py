@@ -23,6 +23,8 @@ def noop() -> int:
     for _ in range(6):
         value = step(value)
     warm = os.environ.get("EOTASKS_WARM_CHILD", "")
-    print(f"execution: pid={os.getpid()} ppid={os.getppid()} warm={warm or '-'} "
-          f"preloaded={'eotasks.warm.child' in sys.modules and 'rasterio' in sys.modules}")
+    print(
+        f"execution: pid={os.getpid()} ppid={os.getppid()} warm={warm or '-'} "
+        f"preloaded={'eotasks.warm.child' in sys.modules and 'rasterio' in sys.modules}"
+    )
     return value

@@ -25,8 +25,10 @@ STALE_STATE = {"not started": "PENDING", "no heartbeat": "RUNNING"}
 
 
 def gave_up_message(times: int) -> str:
-    return (f"The task was started {times + 1} times but the process running it stopped each time (a worker or machine "
-            "went down); please submit it again")
+    return (
+        f"The task was started {times + 1} times but the process running it stopped each time (a worker or machine "
+        "went down); please submit it again"
+    )
 
 
 @flow(name="recover", log_prints=True, timeout_seconds=120)
@@ -46,7 +48,9 @@ def recover(flow_run_id: str, reason: str) -> dict[str, Any]:
             logger.info("flow run %s: its first process %s", run_id, stop_first_process(run.infrastructure_pid, run.start_time))
         if resubmitted < get_settings().max_resubmits:
             client.set_flow_run_state(run_id, Scheduled(name=RESUBMITTED, message=f"Resubmitted: {reason}"), force=True)
-            logger.warning("flow run %s %s: resubmitted (%d of %d)", run_id, reason, resubmitted + 1, get_settings().max_resubmits)
+            logger.warning(
+                "flow run %s %s: resubmitted (%d of %d)", run_id, reason, resubmitted + 1, get_settings().max_resubmits
+            )
             return {"flow_run_id": str(run_id), "action": "resubmitted", "times": resubmitted + 1}
         client.set_flow_run_state(run_id, Failed(message=gave_up_message(resubmitted)), force=True)
         enqueue_failure_callback(run.parameters or {}, gave_up_message(resubmitted))

@@ -60,7 +60,9 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
     settings = get_settings()
     install_access_log_redaction()  # ?api_key= and download signatures never reach the log
     app = FastAPI(
-        title="eotasks", version="0.1.0", lifespan=lifespan,
+        title="eotasks",
+        version="0.1.0",
+        lifespan=lifespan,
         description="Crop satellite scenes by an AOI, compute spectral indices, render pictures and time-series statistics.",
     )
     app.state.runs = runs or PrefectRuns()

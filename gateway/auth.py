@@ -32,16 +32,22 @@ class RateLimiter:
             if tokens < 1:
                 retry = math.ceil((1 - tokens) * 60 / self.per_minute)
                 self.buckets[key_id] = (tokens, now)
-                raise ApiError(429, f"Rate limit of {self.per_minute} requests a minute exceeded; retry in {retry} s",
-                               headers={"Retry-After": str(retry)})
+                raise ApiError(
+                    429,
+                    f"Rate limit of {self.per_minute} requests a minute exceeded; retry in {retry} s",
+                    headers={"Retry-After": str(retry)},
+                )
             self.buckets[key_id] = (tokens - 1, now)
 
 
 async def require_key(request: Request) -> ApiKey:
     key = request.query_params.get("api_key") or request.headers.get("x-api-key")
     if not key:
-        raise ApiError(401, "An API key is required: pass it as the api_key query parameter or the x-api-key header",
-                       details=[("api_key", "missing")])
+        raise ApiError(
+            401,
+            "An API key is required: pass it as the api_key query parameter or the x-api-key header",
+            details=[("api_key", "missing")],
+        )
     record = await run_in_threadpool(find_api_key, key)
     if record is None:
         raise ApiError(403, "The API key is not valid", details=[("api_key", "unknown")])

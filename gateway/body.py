@@ -64,8 +64,9 @@ async def json_body(request: Request) -> Any:
     except orjson.JSONDecodeError:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind and kind != "application/json" and not kind.endswith("+json"):
-            raise ApiError(400, f"The body must be JSON (Content-Type: application/json), not {kind}",
-                           [("body", "must be JSON")]) from None
+            raise ApiError(
+                400, f"The body must be JSON (Content-Type: application/json), not {kind}", [("body", "must be JSON")]
+            ) from None
         raise ApiError(400, "Malformed JSON in the request body", [("body", "the body is not valid JSON")]) from None
 
 

@@ -35,7 +35,9 @@ class ApiError(Exception):
 STATUS_BY_EXCEPTION: dict[type[Exception], int] = {UserError: 400}
 
 
-def error_response(status: int, error: str, details: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, error: str, details: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"status": False, "error": error, "details": details or []}, status_code=status, headers=headers)
 
 
@@ -90,7 +92,9 @@ def unavailable(exc: BaseException) -> str | None:
             return "orchestrator"
         if isinstance(current, httpx.HTTPStatusError) and current.response.status_code in (502, 503, 504):
             return "orchestrator"
-        if isinstance(current, (OperationalError, PoolTimeout)) or (isinstance(current, DBAPIError) and current.connection_invalidated):
+        if isinstance(current, (OperationalError, PoolTimeout)) or (
+            isinstance(current, DBAPIError) and current.connection_invalidated
+        ):
             return "database"
         current = current.__cause__ or current.__context__
     return None
@@ -110,6 +114,7 @@ def install(app: FastAPI) -> None:
         return error_response(400, f"Invalid request: {first['field']} {first['problem']}", details)
 
     for kind, status in STATUS_BY_EXCEPTION.items():
+
         async def _mapped(request: Request, exc: Exception, status: int = status) -> JSONResponse:
             field = getattr(exc, "field", None) or "params"
             message = getattr(exc, "message", str(exc))
@@ -129,8 +134,11 @@ def install(app: FastAPI) -> None:
         down = unavailable(exc)
         if down is not None:
             log.error("%s unreachable on %s %s: %s", down, request.method, request.url.path, type(exc).__name__)
-            return error_response(503, f"The service is temporarily unavailable (its {down} cannot be reached); retry in a few seconds",
-                                  headers={"Retry-After": str(RETRY_AFTER_S)})
+            return error_response(
+                503,
+                f"The service is temporarily unavailable (its {down} cannot be reached); retry in a few seconds",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error; the operator has the details in the gateway log")
 

@@ -31,6 +31,7 @@ def threaded(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(fn)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
         return await run_in_threadpool(fn, *args, **kwargs)
+
     return run
 
 
@@ -105,8 +106,13 @@ owned_task = threaded(_owned)
 def list_tasks(key_id: int, page: int, limit: int) -> tuple[list[TaskRecord], int]:
     with session() as s:
         found = s.exec(select(func.count()).select_from(TaskRecord).where(TaskRecord.api_key_id == key_id)).one()
-        rows = s.exec(select(TaskRecord).where(TaskRecord.api_key_id == key_id)
-                      .order_by(TaskRecord.created_at.desc()).offset((page - 1) * limit).limit(limit)).all()  # type: ignore[attr-defined]
+        rows = s.exec(
+            select(TaskRecord)
+            .where(TaskRecord.api_key_id == key_id)
+            .order_by(TaskRecord.created_at.desc())
+            .offset((page - 1) * limit)
+            .limit(limit)
+        ).all()  # type: ignore[attr-defined]
         return list(rows), int(found)
 
 

@@ -40,10 +40,12 @@ def answer_promptly() -> None:
 
     root = prefect.context.GLOBAL_SETTINGS_CONTEXT
     current = root.settings
-    settings = current.model_copy(update={
-        "client": current.client.model_copy(update={"max_retries": 0}),
-        "api": current.api.model_copy(update={"request_timeout": min(current.api.request_timeout, 10.0)}),
-    })
+    settings = current.model_copy(
+        update={
+            "client": current.client.model_copy(update={"max_retries": 0}),
+            "api": current.api.model_copy(update={"request_timeout": min(current.api.request_timeout, 10.0)}),
+        }
+    )
     prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.SettingsContext(profile=root.profile, settings=settings)
 
 
@@ -119,8 +121,12 @@ class PrefectRuns:
             self._create_lock = asyncio.Lock()
         async with self._create_lock:
             return await prefect_api.create_flow_run_from_deployment(
-                self.client, deployment_id, parameters=parameters, tags=["eotasks", task_type],
-                idempotency_key=idempotency_key or task_id, name=f"{task_type}-{task_id[:8]}",
+                self.client,
+                deployment_id,
+                parameters=parameters,
+                tags=["eotasks", task_type],
+                idempotency_key=idempotency_key or task_id,
+                name=f"{task_type}-{task_id[:8]}",
             )
 
     async def status(self, flow_run_id: str, with_result: bool = True, with_stage: bool = True) -> RunStatus:
@@ -133,7 +139,8 @@ class PrefectRuns:
         if with_stage and state_type not in ("SCHEDULED", "PENDING"):
             task_runs = await self.client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
-                sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=50,
+                sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+                limit=50,
             )
             stage = stage_from_task_runs([t.name for t in reversed(task_runs)])
         result = None
@@ -145,7 +152,7 @@ class PrefectRuns:
         """State types by run id, a page of Prefect's at a time (its API answers 200 runs at most)."""
         out: dict[str, str] = {}
         for start in range(0, len(flow_run_ids), PAGE):
-            ids = [uuid.UUID(i) for i in flow_run_ids[start:start + PAGE]]
+            ids = [uuid.UUID(i) for i in flow_run_ids[start : start + PAGE]]
             runs = await self.client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids))
             out.update({str(r.id): (r.state.type.value if r.state else "PENDING") for r in runs})
         return out
@@ -155,7 +162,9 @@ class PrefectRuns:
         import logging
 
         try:
-            await self.client.set_flow_run_state(uuid.UUID(flow_run_id), Cancelling(message="Its task could not be recorded"), force=True)
+            await self.client.set_flow_run_state(
+                uuid.UUID(flow_run_id), Cancelling(message="Its task could not be recorded"), force=True
+            )
         except Exception as exc:
             logging.getLogger("eotasks.gateway").error("could not cancel orphan flow run %s: %s", flow_run_id, exc)
 

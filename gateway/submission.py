@@ -49,7 +49,11 @@ def check_budget(task_type: str, params: Any) -> None:
 def run_parameters(task: TaskRequestModel, record: TaskRecord) -> dict[str, Any]:
     """What the flow run gets: the ids, and the request's parameters as the model dumps them (plain
     data the models rebuilt: never a client's dict; never the key itself)."""
-    return {"task_id": record.id, "api_key_id": record.api_key_id, "params": task.params.model_dump(mode="json", exclude_none=True)}
+    return {
+        "task_id": record.id,
+        "api_key_id": record.api_key_id,
+        "params": task.params.model_dump(mode="json", exclude_none=True),
+    }
 
 
 async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, key: ApiKey, runs: PrefectRuns) -> TaskRecord:
@@ -61,33 +65,51 @@ async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, 
             raise ApiError(400, f"callback_url {reason}", [("callback_url", reason)])
     cropper_ref = getattr(task.params, "cropper_ref", None)
     if cropper_ref is not None and not await records.cropper_exists(cropper_ref):
-        raise ApiError(400, f"Unknown cropper_ref {cropper_ref}: save the geometry with POST /api/render/cropper/ first",
-                       [("params.cropper_ref", "unknown")])
+        raise ApiError(
+            400,
+            f"Unknown cropper_ref {cropper_ref}: save the geometry with POST /api/render/cropper/ first",
+            [("params.cropper_ref", "unknown")],
+        )
     try:
         await run_in_threadpool(check_budget, task.type, task.params)
     except UserError as exc:
         raise ApiError(400, exc.message, [(exc.field or "params", "over the limit")]) from None
     digest = body_hash(raw)
-    record = TaskRecord(id=str(uuid.uuid4()), flow_run_id=None, api_key_id=key.id, type=task.type, reference=getattr(task.params, "reference", None),
-                        req_id=str(uuid.uuid4()), idempotency_key=idempotency_key, body_hash=digest, callback_url=task.callback_url)
+    record = TaskRecord(
+        id=str(uuid.uuid4()),
+        flow_run_id=None,
+        api_key_id=key.id,
+        type=task.type,
+        reference=getattr(task.params, "reference", None),
+        req_id=str(uuid.uuid4()),
+        idempotency_key=idempotency_key,
+        body_hash=digest,
+        callback_url=task.callback_url,
+    )
     for _ in range(2):
         if await records.reserve(record):
             break
         existing = await records.find_idempotent(key.id, idempotency_key or "")
         if existing is not None and existing.body_hash != digest:
-            raise ApiError(409, "This Idempotency-Key was already used with a different request body",
-                           [("Idempotency-Key", "reused with another body")])
+            raise ApiError(
+                409,
+                "This Idempotency-Key was already used with a different request body",
+                [("Idempotency-Key", "reused with another body")],
+            )
         if existing is not None and not await records.release_if_abandoned(existing):
             return existing  # the same task (still being created a moment ago, or long since)
         # The winner gave up, or its reservation was abandoned: take the key over, once.
     else:
         raise ApiError(503, "The task service is busy; retry in a few seconds", headers={"Retry-After": "2"})
     try:
-        flow_run_id = await runs.create(task.type, run_parameters(task, record), record.id,
-                                        f"{key.id}:{idempotency_key}" if idempotency_key else None)
+        flow_run_id = await runs.create(
+            task.type, run_parameters(task, record), record.id, f"{key.id}:{idempotency_key}" if idempotency_key else None
+        )
     except NotAvailable:
         await records.forget(record.id)
-        raise ApiError(400, f"Task type {task.type!r} is not available yet on this server", [("type", "not available yet")]) from None
+        raise ApiError(
+            400, f"Task type {task.type!r} is not available yet on this server", [("type", "not available yet")]
+        ) from None
     except BaseException:
         await records.forget(record.id)
         raise

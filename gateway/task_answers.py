@@ -52,7 +52,9 @@ def from_record(record: TaskRecord) -> Current:
     if record.status == "finished":
         result = record.result or {}
         return Current("finished", stage, files=tuple(result.get("files") or ()), answer_key=result.get("answer"))
-    return Current(record.status or "failed", stage, failure=failed_answer(record.id, record.status or "failed", record.error, stage))
+    return Current(
+        record.status or "failed", stage, failure=failed_answer(record.id, record.status or "failed", record.error, stage)
+    )
 
 
 async def current(record: TaskRecord, runs: PrefectRuns) -> Current:
@@ -77,8 +79,9 @@ async def current(record: TaskRecord, runs: PrefectRuns) -> Current:
         done = await runs.status(record.flow_run_id, with_result=True, with_stage=False)
         result = done.result if isinstance(done.result, dict) else {}
         files = result.get("files")
-        return await _record(record, "finished", result={"files": files} if files else {"answer": f"{record.id}/mt_stats.json"},
-                             stage=stage)
+        return await _record(
+            record, "finished", result={"files": files} if files else {"answer": f"{record.id}/mt_stats.json"}, stage=stage
+        )
     if not record.stage:  # the failed step, from the run's task runs
         stage = (await runs.status(record.flow_run_id, with_result=False)).stage
     return await _record(record, task_type, error=failure_message(run.state_type, run.message), stage=stage)
@@ -88,12 +91,22 @@ async def _record(record: TaskRecord, status: str, **ending: Any) -> Current:
     """Record an ending learned here (the first recorded stays), and answer with the one recorded."""
     await run_in_threadpool(record_ending, record.id, status, **ending)
     fresh = await records.owned_task(record.id, record.api_key_id)
-    return from_record(fresh) if fresh.status in ENDED else from_record(TaskRecord(**{**record.model_dump(), "status": status, **ending}))
+    return (
+        from_record(fresh)
+        if fresh.status in ENDED
+        else from_record(TaskRecord(**{**record.model_dump(), "status": status, **ending}))
+    )
 
 
 def pending_body(record: TaskRecord, key: ApiKey, now: Current) -> dict[str, Any]:
-    return TaskPending(task_type=now.task_type, status=now.task_type, stage=now.stage, reference=record.reference,  # type: ignore[arg-type]
-                       token=key.masked, task_id=record.id).model_dump()
+    return TaskPending(
+        task_type=now.task_type,
+        status=now.task_type,
+        stage=now.stage,
+        reference=record.reference,  # type: ignore[arg-type]
+        token=key.masked,
+        task_id=record.id,
+    ).model_dump()
 
 
 async def wait_for_change(record: TaskRecord, runs: PrefectRuns, first: Current, seconds: float) -> tuple[TaskRecord, Current]:
@@ -109,8 +122,13 @@ async def wait_for_change(record: TaskRecord, runs: PrefectRuns, first: Current,
         await asyncio.sleep(min(0.1, left))
         fresh = await records.owned_task(record.id, record.api_key_id)
         ask_prefect = time.monotonic() - last_prefect >= 1.0
-        if fresh.status in ENDED or fresh.stage != record.stage or fresh.status != record.status or fresh.flow_run_id != record.flow_run_id \
-                or ask_prefect:
+        if (
+            fresh.status in ENDED
+            or fresh.stage != record.stage
+            or fresh.status != record.status
+            or fresh.flow_run_id != record.flow_run_id
+            or ask_prefect
+        ):
             if ask_prefect:
                 last_prefect = time.monotonic()
             now = await current(fresh, runs)

@@ -49,6 +49,8 @@ def io_step(**overrides: Any) -> dict[str, Any]:
 
 
 def compute_step(**overrides: Any) -> dict[str, Any]:
-    options: dict[str, Any] = dict(cache_policy=NO_CACHE, persist_result=False, on_running=[record_stage_of], on_failure=[record_stage_of])
+    options: dict[str, Any] = dict(
+        cache_policy=NO_CACHE, persist_result=False, on_running=[record_stage_of], on_failure=[record_stage_of]
+    )
     options.update(overrides)
     return options

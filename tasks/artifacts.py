@@ -32,8 +32,15 @@ def series_artifacts(task_id: str, answer: dict[str, Any], indices: list[str]) -
     for r in answer["result"]:
         stats = r["indexes"] if "indexes" in r else {indices[0]: r}
         for index, s in stats.items():
-            rows.append({"date": r["date"], "view_id": r["view_id"], "index": index, "cloud %": round(r["cloud"], 2),
-                         **{k: round(s[k], 4) for k in ("average", "median", "min", "max", "q1", "q3", "std")}})
+            rows.append(
+                {
+                    "date": r["date"],
+                    "view_id": r["view_id"],
+                    "index": index,
+                    "cloud %": round(r["cloud"], 2),
+                    **{k: round(s[k], 4) for k in ("average", "median", "min", "max", "q1", "q3", "std")},
+                }
+            )
     for e in answer["errors"]:
         rows.append({"date": e.get("date", ""), "view_id": e.get("view_id", ""), "index": "-", "error": e["error"]})
     create_table_artifact(rows, description=f"{task_id}: {len(answer['result'])} scenes, {len(answer['errors'])} left out")
@@ -45,8 +52,9 @@ def series_artifacts(task_id: str, answer: dict[str, Any], indices: list[str]) -
 def field_artifacts(task_id: str, answer: TimeSeriesAnswer) -> None:
     index = answer.indices[0]
     left = len(answer.field_order) - len(answer.summaries)
-    create_table_artifact(answer.field_table(), description=f"{task_id}: {len(answer.summaries)} fields with results ({index}), "
-                                                            f"{left} without any")
+    create_table_artifact(
+        answer.field_table(), description=f"{task_id}: {len(answer.summaries)} fields with results ({index}), {left} without any"
+    )
     distribution = answer.distribution()
     if distribution["result"]:
         _chart(f"{task_id}/fields.svg", distribution, [index], f"{index}: median and q1-q3 of the fields' averages, by date")

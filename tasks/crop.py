@@ -43,6 +43,12 @@ def crop(scene: SceneRecord, params: AOIParams, band_groups: list[list[str]], ta
     out = crop_scene(scene, params, band_groups, task_type, scaled)
     logger = get_run_logger()
     for group, raster in zip(band_groups, out.rasters):
-        logger.info("read %s over %dx%d px at %s m (%d px with data)", ", ".join(group), raster.grid.width, raster.grid.height,
-                    raster.grid.transform.a, int(raster.valid[0].sum()))
+        logger.info(
+            "read %s over %dx%d px at %s m (%d px with data)",
+            ", ".join(group),
+            raster.grid.width,
+            raster.grid.height,
+            raster.grid.transform.a,
+            int(raster.valid[0].sum()),
+        )
     return out

@@ -17,5 +17,10 @@ def index(programs: list[Program], bands: Raster) -> Raster:
     logger = get_run_logger()
     for program, values in zip(programs, out.values):
         valid = ~np.isnan(values)
-        logger.info("%s: %d valid px%s", program.source, int(valid.sum()), f", mean {float(values[valid].mean()):.4f}" if valid.any() else "")
+        logger.info(
+            "%s: %d valid px%s",
+            program.source,
+            int(valid.sum()),
+            f", mean {float(values[valid].mean()):.4f}" if valid.any() else "",
+        )
     return out

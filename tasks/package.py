@@ -24,7 +24,9 @@ def metadata_files(scene: SceneRecord, names: list[str] | None) -> dict[str, byt
     missing = [n for n in names if n not in available]
     if missing:
         listed = ", ".join(sorted(available)) or "none"
-        raise UserError(f"Scene {scene.scene_id} has no metadata file {', '.join(missing)} (available: {listed})", field="params.metadata")
+        raise UserError(
+            f"Scene {scene.scene_id} has no metadata file {', '.join(missing)} (available: {listed})", field="params.metadata"
+        )
     return {n: Path(available[n]).read_bytes() for n in names}
 
 
@@ -32,6 +34,8 @@ def metadata_files(scene: SceneRecord, names: list[str] | None) -> dict[str, byt
 def package_bands(scene: SceneRecord, params: LbeParams, groups: list[tuple[BandGroup, Raster]]) -> tuple[str, Path]:
     assets = scene_assets(scene)
     nodata = {b: assets[b].fill for g, _ in groups for b in g.bands}
-    name, path = package(scene.scene_id, SENSORS[scene.sensor].family, groups, nodata, metadata_files(scene, params.metadata), scratch_dir())
+    name, path = package(
+        scene.scene_id, SENSORS[scene.sensor].family, groups, nodata, metadata_files(scene, params.metadata), scratch_dir()
+    )
     get_run_logger().info("packaged %s (%d bytes)", name, path.stat().st_size)
     return name, path

@@ -24,8 +24,13 @@ def find_scene(view_id: str) -> SceneRecord:
 def find_scenes(params: MtStatsParams, aoi: BaseGeometry) -> list[SceneRecord]:
     """Every scene of the request's sensors meeting the AOI in its dates; newest first, at most
     ``limit`` (the most recent scenes win when there are more)."""
-    scenes, _ = search_scenes(list(params.sensors or OPTICAL_SENSORS), [(params.date_start, params.date_end)], aoi,
-                              newest_first=True, limit=params.limit)
+    scenes, _ = search_scenes(
+        list(params.sensors or OPTICAL_SENSORS),
+        [(params.date_start, params.date_end)],
+        aoi,
+        newest_first=True,
+        limit=params.limit,
+    )
     return scenes
 
 
@@ -39,6 +44,11 @@ def lookup_scene(view_id: str) -> SceneRecord:
 @task(name="scene_lookup", task_run_name="scene_lookup", timeout_seconds=120, **io_step())
 def lookup_scenes(params: MtStatsParams, aoi: BaseGeometry) -> list[SceneRecord]:
     scenes = find_scenes(params, aoi)
-    get_run_logger().info("%d scenes of %s between %s and %s meet the AOI", len(scenes),
-                          ", ".join(params.sensors or OPTICAL_SENSORS), params.date_start, params.date_end)
+    get_run_logger().info(
+        "%d scenes of %s between %s and %s meet the AOI",
+        len(scenes),
+        ", ".join(params.sensors or OPTICAL_SENSORS),
+        params.date_start,
+        params.date_end,
+    )
     return scenes

@@ -48,7 +48,9 @@ def read_error_sentence(exc: BaseException) -> str:
     text = str(exc).lower()
     if isinstance(exc, FileNotFoundError) or "no such file" in text or "does not exist" in text or "404" in text:
         return "one of its band files is missing"
-    if isinstance(exc, (RasterioIOError, OSError)) and ("not recognized" in text or "not a" in text or "corrupt" in text or "tiff" in text):
+    if isinstance(exc, (RasterioIOError, OSError)) and (
+        "not recognized" in text or "not a" in text or "corrupt" in text or "tiff" in text
+    ):
         return "one of its band files is corrupt"
     if isinstance(exc, (RasterioIOError, OSError, TimeoutError)):
         return "one of its band files could not be reached"
@@ -64,8 +66,9 @@ def _log_warning(message: str, *args: Any) -> None:
         logging.getLogger("eotasks.stats").warning(message, *args)
 
 
-def statistics_of_scene(record: SceneRecord, indices: Sequence[str], fields: Sequence[Field], options: StatsOptions,
-                        attempts: int) -> SceneOutcome:
+def statistics_of_scene(
+    record: SceneRecord, indices: Sequence[str], fields: Sequence[Field], options: StatsOptions, attempts: int
+) -> SceneOutcome:
     """One scene's outcome for all its fields: statistics, or every field it meets left out with the
     reason (skipped, or unreadable after ``attempts``)."""
     try:

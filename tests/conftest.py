@@ -52,8 +52,9 @@ def moto_s3(tmp_path_factory):
     try:
         wait_http(f"http://127.0.0.1:{port}/moto-api/", 60, what="moto server")
         endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket="eotasks-results")
+        boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        ).create_bucket(Bucket="eotasks-results")
         yield endpoint
     finally:
         service.stop()

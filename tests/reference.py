@@ -75,7 +75,9 @@ def index_from_dn(expression: str, dn: dict[str, np.ndarray], scale: dict[str, f
 
 def independent_scene_stats(record, expression: str, lonlat, exclude_cover_pixels: bool = True):
     """(cloud %, the valid values) for one demo scene at cloud_masking_level 1, without eotasks."""
-    names = {"sentinel2l2a": {"blue": "B02", "red": "B04", "nir": "B08"}, "landsat8": {"blue": "B2", "red": "B4", "nir": "B5"}}[record.sensor]
+    names = {"sentinel2l2a": {"blue": "B02", "red": "B04", "nir": "B08"}, "landsat8": {"blue": "B2", "red": "B4", "nir": "B5"}}[
+        record.sensor
+    ]
     dn, scale, offset = {}, {}, {}
     for generic, band in names.items():
         asset = record.assets[band]
@@ -102,8 +104,18 @@ def independent_scene_stats(record, expression: str, lonlat, exclude_cover_pixel
 
 
 def numpy_stats(v: np.ndarray) -> dict[str, float]:
-    return {"min": v.min(), "max": v.max(), "average": v.mean(), "median": np.median(v), "std": v.std(), "variance": v.var(),
-            "q1": np.percentile(v, 25), "q3": np.percentile(v, 75), "p10": np.percentile(v, 10), "p90": np.percentile(v, 90)}
+    return {
+        "min": v.min(),
+        "max": v.max(),
+        "average": v.mean(),
+        "median": np.median(v),
+        "std": v.std(),
+        "variance": v.var(),
+        "q1": np.percentile(v, 25),
+        "q3": np.percentile(v, 75),
+        "p10": np.percentile(v, 10),
+        "p90": np.percentile(v, 90),
+    }
 
 
 def aoi_statistics(record, indices, aoi, options):

@@ -39,7 +39,9 @@ class Stack:
     def supervise(self) -> None:
         """Restart any process of the stack that dies, as `eotasks up` does (in a thread)."""
         self._stopping = threading.Event()
-        self._supervisor = threading.Thread(target=self.service.supervise, kwargs={"log": print, "until": self._stopping.is_set}, daemon=True)
+        self._supervisor = threading.Thread(
+            target=self.service.supervise, kwargs={"log": print, "until": self._stopping.is_set}, daemon=True
+        )
         self._supervisor.start()
 
     def stop(self) -> None:
@@ -111,8 +113,12 @@ def save_store_block(prefect_port: int, endpoint: str) -> str:
     from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
 
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{prefect_port}/api"}):
-        creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
-                               aws_client_parameters=AwsClientParameters(endpoint_url=endpoint))
+        creds = AwsCredentials(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+            aws_client_parameters=AwsClientParameters(endpoint_url=endpoint),
+        )
         S3Bucket(bucket_name="eotasks-results", bucket_folder="runs", credentials=creds).save("e2e-results", overwrite=True)
     return "e2e-results"
 

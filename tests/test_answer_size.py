@@ -38,8 +38,14 @@ def test_an_answer_over_the_cap_is_refused_naming_its_driver(client):
 
     key = create_api_key("answer-size")[0]
     fields = squares(6000)
-    big = {"date_start": "2023-01-01", "date_end": "2023-12-31", "fields": fields, "percentiles": list(range(5, 100, 5)),
-           "bm_type": ["NDVI", "EVI", "NDWI", "NDMI", "SAVI", "MSAVI", "NBR", "GCI", "NDRE", "RECI"], "histogram": {"bins": 1000, "range": [-1, 1]}}
+    big = {
+        "date_start": "2023-01-01",
+        "date_end": "2023-12-31",
+        "fields": fields,
+        "percentiles": list(range(5, 100, 5)),
+        "bm_type": ["NDVI", "EVI", "NDWI", "NDMI", "SAVI", "MSAVI", "NBR", "GCI", "NDRE", "RECI"],
+        "histogram": {"bins": 1000, "range": [-1, 1]},
+    }
     r = client.post("/api", params={"api_key": key}, json={"type": "mt_stats", "params": big})
     assert r.status_code == 400 and r.json()["details"][0]["field"] in ("params.fields", "params.histogram"), r.text
     assert "answer file would be about" in r.json()["error"] and "limit of 256 MB" in r.json()["error"], r.text

@@ -45,7 +45,12 @@ def test_bbox_and_polygon_of_one_rectangle_crop_the_same_pixels():
 
     assets = {b: Asset(href=str(CROP_DIR / f"{b}.tif"), resolution=10.0, nodata=0) for b in ("B04", "B08")}
     bbox = [-75.655, 37.685, -75.632, 37.70]
-    poly = shape({"type": "Polygon", "coordinates": [[[-75.655, 37.685], [-75.655, 37.70], [-75.632, 37.70], [-75.632, 37.685], [-75.655, 37.685]]]})
+    poly = shape(
+        {
+            "type": "Polygon",
+            "coordinates": [[[-75.655, 37.685], [-75.655, 37.70], [-75.632, 37.70], [-75.632, 37.685], [-75.655, 37.685]]],
+        }
+    )
     by_bbox = read_aoi(assets, ["B04", "B08"], aoi_from_bbox(bbox), mask_outside=False)
     by_poly = read_aoi(assets, ["B04", "B08"], poly, mask_outside=True)
     assert by_bbox.grid == by_poly.grid

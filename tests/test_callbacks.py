@@ -15,15 +15,22 @@ import pytest
 from eotasks import callbacks
 
 
-@pytest.mark.parametrize("url", [
-    "http://[64:ff9b::7f00:1]/hook",      # NAT64 of 127.0.0.1
-    "http://[64:ff9b::a00:1]/hook",       # NAT64 of 10.0.0.1
-    "http://[2002:7f00:1::1]/hook",       # 6to4 of 127.0.0.1
-    "http://[::127.0.0.1]/hook",          # IPv4-compatible
-    "http://[::ffff:127.0.0.1]/hook",     # IPv4-mapped
-    "http://[::1]/hook", "http://127.0.0.1/hook", "http://169.254.169.254/latest", "http://10.1.2.3/", "http://[fe80::1]/",
-    "http://user:pw@example.com/hook",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a00:1]/hook",  # NAT64 of 10.0.0.1
+        "http://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible
+        "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped
+        "http://[::1]/hook",
+        "http://127.0.0.1/hook",
+        "http://169.254.169.254/latest",
+        "http://10.1.2.3/",
+        "http://[fe80::1]/",
+        "http://user:pw@example.com/hook",
+    ],
+)
 def test_targets_that_hide_a_private_address_are_refused(url):
     reason = callbacks.check_callback_url(url, allow_private=False)
     assert reason is not None, url
@@ -53,8 +60,11 @@ def test_a_rebinding_name_is_resolved_once_and_the_connection_pinned_to_it():
         return next(answers)
 
     transport = Recording()
-    delivered, what = asyncio.run(callbacks.deliver("https://hooks.example.com:8443/cb?x=1", {"a": 1}, 2.0, allow_private=False,
-                                                   resolver=rebinding, transport=transport))
+    delivered, what = asyncio.run(
+        callbacks.deliver(
+            "https://hooks.example.com:8443/cb?x=1", {"a": 1}, 2.0, allow_private=False, resolver=rebinding, transport=transport
+        )
+    )
     assert not delivered and what == "ConnectError"
     assert calls == ["hooks.example.com"]  # one resolution, not one more at connect time
     [request] = transport.requests

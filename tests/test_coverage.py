@@ -20,11 +20,24 @@ FIELDS = {
     "triangle": Polygon([(500013, 4000487), (500391, 4000302), (500120, 4000066), (500013, 4000487)]),
     "one pixel": Polygon([(500203, 4000297), (500212, 4000297), (500212, 4000288), (500203, 4000288)]),  # 9 x 9 m, across 4 px
     "sliver": Polygon([(500000.5, 4000100), (500499.5, 4000103), (500499.5, 4000104), (500000.5, 4000101)]),
-    "ring": Polygon([(500050, 4000050), (500450, 4000050), (500450, 4000450), (500050, 4000450)],
-                    [[(500150, 4000150), (500350, 4000150), (500350, 4000350), (500150, 4000350)]]),
+    "ring": Polygon(
+        [(500050, 4000050), (500450, 4000050), (500450, 4000450), (500050, 4000450)],
+        [[(500150, 4000150), (500350, 4000150), (500350, 4000350), (500150, 4000350)]],
+    ),
 }
-STATS = ["mean", "variance", "stdev", "median", "quantile(q=0.1)", "quantile(q=0.25)", "quantile(q=0.75)", "quantile(q=0.9)",
-         "min", "max", "count"]
+STATS = [
+    "mean",
+    "variance",
+    "stdev",
+    "median",
+    "quantile(q=0.1)",
+    "quantile(q=0.25)",
+    "quantile(q=0.75)",
+    "quantile(q=0.9)",
+    "min",
+    "max",
+    "count",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +47,12 @@ def values():
 
 def theirs(values, geom):
     raster = NumPyRasterSource(values, xmin=500000, ymin=4000000, xmax=500500, ymax=4000500)
-    [out] = exact_extract(raster, JSONFeatureSource([{"type": "Feature", "id": 0, "properties": {}, "geometry": mapping(geom)}]),
-                          STATS, output="geojson")
+    [out] = exact_extract(
+        raster,
+        JSONFeatureSource([{"type": "Feature", "id": 0, "properties": {}, "geometry": mapping(geom)}]),
+        STATS,
+        output="geojson",
+    )
     return out["properties"]
 
 
@@ -44,11 +61,25 @@ def test_weighted_statistics_equal_exactextracts(values, name):
     cov = exact_coverage(FIELDS[name], TRANSFORM, W, H)
     assert cov.cells.size > 0 and (cov.weights > 0).all() and (cov.weights <= 1 + 1e-9).all()
     v = values.ravel()[cov.cells]
-    ours = {k: float(a[0]) for k, a in grouped_summaries(v, cov.weights, np.zeros(v.size, np.int64), 1, [0.1, 0.25, 0.5, 0.75, 0.9]).items()}
+    ours = {
+        k: float(a[0])
+        for k, a in grouped_summaries(v, cov.weights, np.zeros(v.size, np.int64), 1, [0.1, 0.25, 0.5, 0.75, 0.9]).items()
+    }
     ours["std"] = ours["variance"] ** 0.5
     ref = theirs(values, FIELDS[name])
-    pairs = {"average": "mean", "variance": "variance", "std": "stdev", "q2": "median", "q0": "quantile_10",
-             "q1": "quantile_25", "q3": "quantile_75", "q4": "quantile_90", "min": "min", "max": "max", "count": "count"}
+    pairs = {
+        "average": "mean",
+        "variance": "variance",
+        "std": "stdev",
+        "q2": "median",
+        "q0": "quantile_10",
+        "q1": "quantile_25",
+        "q3": "quantile_75",
+        "q4": "quantile_90",
+        "min": "min",
+        "max": "max",
+        "count": "count",
+    }
     for key, theirs_key in pairs.items():
         assert ours[key] == pytest.approx(ref[theirs_key], rel=1e-6, abs=1e-9), (name, key)
 

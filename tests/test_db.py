@@ -50,7 +50,11 @@ def test_task_ownership_rows(db_url):
     _, k = create_api_key("bob", url=db_url)
     task_id = str(uuid.uuid4())
     with session(db_url) as s:
-        s.add(TaskRecord(id=task_id, api_key_id=k.id, type="bandmath", req_id=str(uuid.uuid4()), idempotency_key="i1", body_hash="h"))
+        s.add(
+            TaskRecord(
+                id=task_id, api_key_id=k.id, type="bandmath", req_id=str(uuid.uuid4()), idempotency_key="i1", body_hash="h"
+            )
+        )
         s.commit()
     with session(db_url) as s:
         got = s.get(TaskRecord, task_id)

@@ -38,9 +38,17 @@ def stack(prefect_server, tmp_path_factory):
     # The operator allows loopback callbacks here (they are refused by default: see test_gateway).
     # One retry keeps the broken-asset case quick; the retry itself is still exercised.
     # Callback attempts are short here so a dead callback server is given up within the test.
-    s = Stack(tmp_path_factory.mktemp("local-stack"), prefect_server, {"EOTASKS_CALLBACK_ALLOW_PRIVATE": "true", "EOTASKS_IO_RETRIES": "1",
-                                                                     "EOTASKS_CALLBACK_DEADLINE_S": "2", "EOTASKS_CALLBACK_BACKOFF_S": "0.5",
-                                                                     "EOTASKS_CALLBACK_RETRIES": "2"})
+    s = Stack(
+        tmp_path_factory.mktemp("local-stack"),
+        prefect_server,
+        {
+            "EOTASKS_CALLBACK_ALLOW_PRIVATE": "true",
+            "EOTASKS_IO_RETRIES": "1",
+            "EOTASKS_CALLBACK_DEADLINE_S": "2",
+            "EOTASKS_CALLBACK_BACKOFF_S": "0.5",
+            "EOTASKS_CALLBACK_RETRIES": "2",
+        },
+    )
     yield s
     s.stop()
 
@@ -60,7 +68,9 @@ def check_ndvi_tif(data: bytes) -> None:
 def test_bandmath_ndvi_over_a_polygon_with_callback(stack):
     listener = CallbackListener()
     try:
-        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=listener.url)
+        task_id = stack.submit(
+            "bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=listener.url
+        )
         name, data = stack.result(task_id)
         assert name == f"{SCENE_ID}_NDVI.TIF"
         check_ndvi_tif(data)
@@ -117,8 +127,13 @@ def test_a_dead_callback_server_delays_nothing(stack, mode):
 
 def test_missing_scene_fails_at_scene_lookup(stack):
     task_id = stack.submit("bandmath", {"view_id": "S2/18/S/VG/2021/1/1/0", "bm_type": "NDVI"})
-    assert stack.wait(task_id).json() == {"task_type": "failed", "status": "failed", "stage": "scene_lookup",
-                                          "error": "Scene with given ID does not exist", "task_id": task_id}
+    assert stack.wait(task_id).json() == {
+        "task_type": "failed",
+        "status": "failed",
+        "stage": "scene_lookup",
+        "error": "Scene with given ID does not exist",
+        "task_id": task_id,
+    }
 
 
 def test_aoi_outside_the_scene_fails_at_crop(stack):
@@ -132,7 +147,9 @@ def test_cancel_a_task(stack):
     crashed", for seconds while the run was being stopped); the callback says so once."""
     listener = CallbackListener()
     try:
-        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=listener.url)
+        task_id = stack.submit(
+            "bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=listener.url
+        )
         r = stack.client.delete(f"{stack.base}/api/{task_id}", params={"api_key": stack.key})
         assert r.status_code == 202 and r.json()["task_type"] == "cancelled", r.text
         answers = set()
@@ -199,10 +216,19 @@ def test_lbe_seed_example_on_a_landsat_scene(stack, tmp_path):
 
 
 def test_jpeg_true_colour_and_ndvi_colormap(stack):
-    rgb_tif = stack.submit("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "tiff", "px_size": 20})
+    rgb_tif = stack.submit(
+        "jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "tiff", "px_size": 20}
+    )
     rgb_jpg = stack.submit("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY})
-    ndvi_params = {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY, "colormap": "RdYlGn", "levels": "0,1",
-                   "resample": "nearest", "px_size": 10}
+    ndvi_params = {
+        "view_id": SAMPLE_VIEW_ID,
+        "bm_type": "NDVI",
+        "geometry": GEOMETRY,
+        "colormap": "RdYlGn",
+        "levels": "0,1",
+        "resample": "nearest",
+        "px_size": 10,
+    }
     ndvi_png = stack.submit("jpeg", {**ndvi_params, "format": "png"})
     ndvi_tif = stack.submit("jpeg", {**ndvi_params, "format": "tiff"})
 
@@ -297,7 +323,22 @@ def test_mt_stats_over_a_demo_field_for_a_year(stack, tmp_path):
     assert any(c > 1 for c in clouds.values()) and any(c <= 1 for c in clouds.values())
 
     answer = stack.wait(flat, timeout=300).json()
-    keys = {"q1", "q3", "min", "p90", "max", "average", "median", "p10", "date", "scene_id", "variance", "cloud", "std", "view_id"}
+    keys = {
+        "q1",
+        "q3",
+        "min",
+        "p90",
+        "max",
+        "average",
+        "median",
+        "p10",
+        "date",
+        "scene_id",
+        "variance",
+        "cloud",
+        "std",
+        "view_id",
+    }
     assert all(set(item) == keys for item in answer["result"])
     assert {item["view_id"] for item in answer["result"]} == {v for v, c in clouds.items() if c <= 1}
     over = {e["view_id"] for e in answer["errors"] if "above max_cloud_cover_in_aoi" in e["error"]}
@@ -329,7 +370,9 @@ def test_no_secret_in_any_log(stack):
     listener = CallbackListener()
     try:
         hook = f"{listener.url}/webhook-path-secret-77?token=cb-secret-123456"
-        task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=hook)
+        task_id = stack.submit(
+            "bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}, callback_url=hook
+        )
         r = stack.wait(task_id)
         assert r.status_code == 303
         signature = parse_qs(urlsplit(r.headers["Location"]).query)["signature"][0]
@@ -341,8 +384,13 @@ def test_no_secret_in_any_log(stack):
             time.sleep(0.2)
     finally:
         listener.close()
-    secrets = {"api key": stack.key, "signing secret": (stack.root / "signing.secret").read_text().strip(),
-               "signature": signature, "callback token": "cb-secret-123456", "callback path": "webhook-path-secret-77"}
+    secrets = {
+        "api key": stack.key,
+        "signing secret": (stack.root / "signing.secret").read_text().strip(),
+        "signature": signature,
+        "callback token": "cb-secret-123456",
+        "callback path": "webhook-path-secret-77",
+    }
     api = stack.service.env["PREFECT_API_URL"]
     with session(stack.db_url) as s:
         run_ids = [s.get(TaskRecord, t).flow_run_id for t in (task_id, failed)]

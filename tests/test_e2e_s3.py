@@ -22,7 +22,9 @@ def test_bandmath_results_in_s3_from_a_prefect_block(prefect_server, moto_s3, tm
         name, data = stack.result(task_id)
         assert name == f"{SCENE_ID}_NDVI.TIF"
         check_ndvi_tif(data)
-        s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results", Prefix="runs/").get("Contents", [])]
         assert f"runs/{task_id}/{name}" in keys
         assert not (tmp_path / "results").exists()  # nothing went to the local folder

@@ -9,15 +9,18 @@ from eotasks.sensors import SENSORS
 S2, L8 = SENSORS["sentinel2"], SENSORS["landsat8"]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("a-b-c", "((a - b) - c)"),
-    ("-x**2", "(-(x ** 2.0))"),
-    ("2^3^2", "(2.0 ** (3.0 ** 2.0))"),
-    ("a+b*c", "(a + (b * c))"),
-    ("(a+b)*c", "((a + b) * c)"),
-    ("max(a, b, 1)", "max(a, b, 1.0)"),
-    ("1e3/.5", "(1000.0 / 0.5)"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a-b-c", "((a - b) - c)"),
+        ("-x**2", "(-(x ** 2.0))"),
+        ("2^3^2", "(2.0 ** (3.0 ** 2.0))"),
+        ("a+b*c", "(a + (b * c))"),
+        ("(a+b)*c", "((a + b) * c)"),
+        ("max(a, b, 1)", "max(a, b, 1.0)"),
+        ("1e3/.5", "(1000.0 / 0.5)"),
+    ],
+)
 def test_precedence(text, expected):
     assert ex.to_text(ex.parse(text)[0]) == expected
 
@@ -34,17 +37,20 @@ def test_evaluation_matches_numpy():
     np.testing.assert_allclose(ex.evaluate(node, {"a": a, "b": b}), expected)
 
 
-@pytest.mark.parametrize("text, token", [
-    ("__import__('os')", "'"),
-    ("a +", None),
-    ("(a", None),
-    ("a b", "b"),
-    ("foo(a)", "foo"),
-    ("sqrt(a, b)", "sqrt"),
-    ("a; b", ";"),
-    ("1e999", "1e999"),
-    ("a $ b", "$"),
-])
+@pytest.mark.parametrize(
+    "text, token",
+    [
+        ("__import__('os')", "'"),
+        ("a +", None),
+        ("(a", None),
+        ("a b", "b"),
+        ("foo(a)", "foo"),
+        ("sqrt(a, b)", "sqrt"),
+        ("a; b", ";"),
+        ("1e999", "1e999"),
+        ("a $ b", "$"),
+    ],
+)
 def test_parse_errors_name_the_token(text, token):
     with pytest.raises(ExpressionError) as err:
         ex.parse(text)

@@ -19,8 +19,12 @@ from tests.test_e2e import GEOMETRY
 
 pytestmark = pytest.mark.e2e
 
-RECOVERY = {"EOTASKS_STALE_PENDING_S": "15", "EOTASKS_STALE_HEARTBEAT_S": "45", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
-            "EOTASKS_SERVE_LIMIT": "2"}
+RECOVERY = {
+    "EOTASKS_STALE_PENDING_S": "15",
+    "EOTASKS_STALE_HEARTBEAT_S": "45",
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+    "EOTASKS_SERVE_LIMIT": "2",
+}
 BOUND_S = 240  # every task ends within this after the kill (measured: about 100 s)
 
 
@@ -39,8 +43,11 @@ def own_server(tmp_path):
 
 def _states(api: str) -> dict[str, list[str]]:
     runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}).json()
-    return {r["id"]: [s["name"] for s in httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": r["id"]}).json()]
-            for r in runs if "eotasks" in (r.get("tags") or [])}
+    return {
+        r["id"]: [s["name"] for s in httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": r["id"]}).json()]
+        for r in runs
+        if "eotasks" in (r.get("tags") or [])
+    }
 
 
 def test_killing_the_executor_loses_no_task(own_server, tmp_path):
@@ -49,9 +56,22 @@ def test_killing_the_executor_loses_no_task(own_server, tmp_path):
         generate_demo(tmp_path / "demo", url=stack.db_url)
         stack.supervise()
         field = demo_fields()[0]["geometry"]
-        tasks = [stack.submit("mt_stats", {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": ["NDVI", "EVI"],
-                                           "geometry": field, "sensors": ["sentinel2l2a", "landsat8"]}) for _ in range(3)]
-        tasks += [stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}) for _ in range(5)]
+        tasks = [
+            stack.submit(
+                "mt_stats",
+                {
+                    "date_start": "2023-01-01",
+                    "date_end": "2023-12-31",
+                    "bm_type": ["NDVI", "EVI"],
+                    "geometry": field,
+                    "sensors": ["sentinel2l2a", "landsat8"],
+                },
+            )
+            for _ in range(3)
+        ]
+        tasks += [
+            stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}) for _ in range(5)
+        ]
         # Kill the worker, its forkserver and every flow-run child (one process group) once runs are going.
         # One listing a poll, not one GET per task: the key's rate limit (120 a minute) holds for tests too.
         deadline, kinds = time.monotonic() + 60, []

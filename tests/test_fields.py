@@ -76,8 +76,15 @@ def test_exact_fields_equal_exactextract_on_the_same_pixels(demo):
         with mem.open() as ds:
             from eotasks.raster.aoi import to_crs
 
-            features = [{"type": "Feature", "id": i, "properties": {"fid": fid}, "geometry": mapping(to_crs(g, profile["crs"].to_string()))}
-                        for i, (fid, g) in enumerate(FIELDS)]
+            features = [
+                {
+                    "type": "Feature",
+                    "id": i,
+                    "properties": {"fid": fid},
+                    "geometry": mapping(to_crs(g, profile["crs"].to_string())),
+                }
+                for i, (fid, g) in enumerate(FIELDS)
+            ]
             ops = ["mean", "variance", "stdev", "median", "quantile(q=0.05)", "quantile(q=0.95)", "min", "max", "count"]
             theirs = exact_extract(ds, JSONFeatureSource(features), ops, include_cols=["fid"], output="geojson")
     ref = {t["properties"]["fid"]: t["properties"] for t in theirs}
@@ -85,8 +92,14 @@ def test_exact_fields_equal_exactextract_on_the_same_pixels(demo):
     check_reprojection_is_independent_of_to_crs(FIELDS, profile["crs"].to_string())
     for item in results:
         mine, want = item["indexes"]["NDVI"], ref[item["field_id"]]
-        for key, theirs_key in {"average": "mean", "variance": "variance", "std": "stdev", "min": "min", "max": "max",
-                                "count": "count"}.items():
+        for key, theirs_key in {
+            "average": "mean",
+            "variance": "variance",
+            "std": "stdev",
+            "min": "min",
+            "max": "max",
+            "count": "count",
+        }.items():
             assert mine[key] == pytest.approx(want[theirs_key], rel=1e-6, abs=1e-9), (item["field_id"], key)
         # Quantiles are compared on tie-free values below: DNs are integers, so NDVI repeats, and the weighted
         # quantile of tied values with different weights depends on the order of the ties (pixel order
@@ -126,8 +139,18 @@ def test_exact_quantiles_equal_exactextract_on_tie_free_values(tmp_path):
     folder.mkdir()
     for name, data in (("B04", red), ("B08", nir), ("SCL", np.full((400, 400), 4))):
         dtype = "uint8" if name == "SCL" else "float64"
-        with rasterio.open(folder / f"{name}.tif", "w", driver="GTiff", width=400, height=400, count=1, dtype=dtype, crs=crs,
-                           transform=transform, nodata=None if name == "SCL" else -1.0) as dst:
+        with rasterio.open(
+            folder / f"{name}.tif",
+            "w",
+            driver="GTiff",
+            width=400,
+            height=400,
+            count=1,
+            dtype=dtype,
+            crs=crs,
+            transform=transform,
+            nodata=None if name == "SCL" else -1.0,
+        ) as dst:
             dst.write(data.astype(dtype), 1)
     record = ingest_folder(folder, "sentinel2l2a", view_id="S2L2A/18/S/VG/2023/6/1/0", scale=1.0, offset=0.0, url=url)
     fields = [(fid, g) for fid, g in FIELDS if to_crs(g, crs).within(shapely_box(460000, 4182200, 464000, 4186200))]
@@ -137,10 +160,20 @@ def test_exact_quantiles_equal_exactextract_on_tie_free_values(tmp_path):
     results, _ = fields_statistics(record, ["NDVI"], fields, options)
     ndvi = (nir - red) / (nir + red)
     source = NumPyRasterSource(ndvi, xmin=460000, ymin=4182200, xmax=464000, ymax=4186200)
-    feats = [{"type": "Feature", "id": i, "properties": {"fid": fid}, "geometry": mapping(to_crs(g, crs))} for i, (fid, g) in enumerate(fields)]
-    theirs = {t["properties"]["fid"]: t["properties"] for t in exact_extract(
-        source, JSONFeatureSource(feats), ["mean", "variance", "median", "quantile(q=0.1)", "quantile(q=0.9)"], include_cols=["fid"],
-        output="geojson")}
+    feats = [
+        {"type": "Feature", "id": i, "properties": {"fid": fid}, "geometry": mapping(to_crs(g, crs))}
+        for i, (fid, g) in enumerate(fields)
+    ]
+    theirs = {
+        t["properties"]["fid"]: t["properties"]
+        for t in exact_extract(
+            source,
+            JSONFeatureSource(feats),
+            ["mean", "variance", "median", "quantile(q=0.1)", "quantile(q=0.9)"],
+            include_cols=["fid"],
+            output="geojson",
+        )
+    }
     for item in results:
         mine, want = item["indexes"]["NDVI"], theirs[item["field_id"]]
         assert mine["average"] == pytest.approx(want["mean"], rel=1e-6)

@@ -41,8 +41,13 @@ def collection(extra_far: bool = True) -> dict:
         fid = f"parcel-{i}" if i % 2 else 1000 + i  # strings and numbers, kept as sent
         features.append({"type": "Feature", "id": fid, "properties": {}, "geometry": f["geometry"]})
     if extra_far:
-        features.append({"type": "Feature", "properties": {"id": "far away"},
-                         "geometry": {"type": "Polygon", "coordinates": [[[10, 50], [10.01, 50], [10.01, 50.01], [10, 50.01], [10, 50]]]}})
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"id": "far away"},
+                "geometry": {"type": "Polygon", "coordinates": [[[10, 50], [10.01, 50], [10.01, 50.01], [10, 50.01], [10, 50]]]},
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -50,8 +55,16 @@ def test_a_fields_request_is_one_run_answered_by_files(harness, demo_db):
     from flows.mt_stats import mt_stats
 
     key_id, root = demo_db
-    common = dict(date_start="2023-01-01", date_end="2023-12-31", bm_type="NDVI", fields=collection(), coverage="exact",
-                  percentiles=[5, 95], histogram={"bins": 8, "range": [-0.2, 1.0]}, sensors=["sentinel2l2a", "landsat8"])
+    common = dict(
+        date_start="2023-01-01",
+        date_end="2023-12-31",
+        bm_type="NDVI",
+        fields=collection(),
+        coverage="exact",
+        percentiles=[5, 95],
+        histogram={"bins": 8, "range": [-0.2, 1.0]},
+        sensors=["sentinel2l2a", "landsat8"],
+    )
     out = mt_stats(task_id="00000000-0000-4000-8000-00000000f001", api_key_id=key_id, params=MtStatsParams(**common))
     [json_key] = out["files"]
     answer = json.loads((root / "results" / json_key).read_bytes())
@@ -67,8 +80,11 @@ def test_a_fields_request_is_one_run_answered_by_files(harness, demo_db):
     h = first["histogram"]
     assert sum(h["counts"]) + h["underflow"] + h["overflow"] == pytest.approx(first["count"])
 
-    out = mt_stats(task_id="00000000-0000-4000-8000-00000000f002", api_key_id=key_id,
-                   params=MtStatsParams(**{**common, "output_format": "csv"}))
+    out = mt_stats(
+        task_id="00000000-0000-4000-8000-00000000f002",
+        api_key_id=key_id,
+        params=MtStatsParams(**{**common, "output_format": "csv"}),
+    )
     [csv_key] = out["files"]
     assert csv_key.endswith(".csv")
     rows = list(csv.DictReader(io.StringIO((root / "results" / csv_key).read_text())))
@@ -84,14 +100,21 @@ def test_a_single_aoi_request_without_new_parameters_answers_as_before(harness, 
 
     key_id, _ = demo_db
     field = demo_fields()[0]["geometry"]
-    params = MtStatsParams(date_start="2023-01-01", date_end="2023-12-31", bm_type="NDVI", geometry=field, sensors=["sentinel2l2a"])
+    params = MtStatsParams(
+        date_start="2023-01-01", date_end="2023-12-31", bm_type="NDVI", geometry=field, sensors=["sentinel2l2a"]
+    )
     plain = mt_stats(task_id="00000000-0000-4000-8000-00000000f003", api_key_id=key_id, params=params)
     assert "count" not in plain["result"][0] and "field_id" not in plain["result"][0]
-    richer = mt_stats(task_id="00000000-0000-4000-8000-00000000f004", api_key_id=key_id,
-                      params=MtStatsParams(**{**params.model_dump(exclude_none=True), "percentiles": [50]}))
+    richer = mt_stats(
+        task_id="00000000-0000-4000-8000-00000000f004",
+        api_key_id=key_id,
+        params=MtStatsParams(**{**params.model_dump(exclude_none=True), "percentiles": [50]}),
+    )
     assert len(plain["result"]) == len(richer["result"]) == 3  # the loop below compares every scene
     for a, b in zip(plain["result"], richer["result"]):
-        assert b["median"] == pytest.approx(a["median"], rel=1e-12) and b["percentiles"]["50"] == pytest.approx(a["median"], rel=1e-12)
+        assert b["median"] == pytest.approx(a["median"], rel=1e-12) and b["percentiles"]["50"] == pytest.approx(
+            a["median"], rel=1e-12
+        )
         assert b["average"] == pytest.approx(a["average"], rel=1e-12) and "field_id" not in b and isinstance(b["count"], int)
 
 
@@ -101,8 +124,14 @@ def test_a_monitoring_job_watches_a_feature_collection(harness, demo_db):
     from flows.monitor import monitor
 
     key_id, root = demo_db
-    out = monitor(name="six parcels", bm_type="NDVI", fields=collection(extra_far=False), sensors=["sentinel2l2a"], days=364,
-                  end_date=dt.date(2023, 12, 31))
+    out = monitor(
+        name="six parcels",
+        bm_type="NDVI",
+        fields=collection(extra_far=False),
+        sensors=["sentinel2l2a"],
+        days=364,
+        end_date=dt.date(2023, 12, 31),
+    )
     kept = json.loads((root / "results" / out["key"]).read_bytes())
     assert out["key"].startswith("monitoring/six_parcels/") and kept["params"]["fields"]["type"] == "FeatureCollection"
     assert {r["field_id"] for r in kept["result"]} == {f["id"] for f in collection(extra_far=False)["features"]}

@@ -20,9 +20,20 @@ BOUND_MB = 100
 
 
 def write_tile(path: Path, size: int, res: float, value: int, dtype: str) -> None:
-    profile = {"driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": dtype, "crs": "EPSG:32632",
-               "transform": Affine(res, 0, 300000, 0, -res, 5000040), "tiled": True, "blockxsize": 512, "blockysize": 512,
-               "compress": "deflate", "nodata": 0}
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 1,
+        "dtype": dtype,
+        "crs": "EPSG:32632",
+        "transform": Affine(res, 0, 300000, 0, -res, 5000040),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "nodata": 0,
+    }
     block = np.full((512, 512), value, dtype)
     with rasterio.open(path, "w", **profile) as dst:
         for r in range(0, size, 512):
@@ -45,7 +56,7 @@ def test_four_corner_fields_do_not_read_the_tile(tmp_path):
         from eotasks.db import init_db
         from eotasks.timeseries import StatsOptions
         from tests.reference import fields_statistics
-        url = "sqlite:///{tmp_path / 'db.sqlite'}"
+        url = "sqlite:///{tmp_path / "db.sqlite"}"
         init_db(url)
         record = ingest_folder("{folder}", "sentinel2l2a", view_id="S2L2A/32/U/MU/2023/6/1/0", url=url)
         t = Transformer.from_crs(32632, 4326, always_xy=True)
@@ -58,8 +69,13 @@ def test_four_corner_fields_do_not_read_the_tile(tmp_path):
         print(json.dumps({{"mb": (peak - before) / 1024, "fields": len(results), "errors": errors,
                            "ndvi": [r["indexes"]["NDVI"]["average"] for r in results]}}))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={"GDAL_CACHEMAX": "64", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"GDAL_CACHEMAX": "64", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     import json
 

@@ -34,13 +34,20 @@ def test_dask_task_runner_gives_the_thread_pool_answer(demo_db, monkeypatch):
     from flows._common import time_series_runner
     from flows.mt_stats import mt_stats
 
-    params = MtStatsParams(date_start="2023-01-01", date_end="2023-12-31", bm_type=["NDVI", "EVI"],
-                           geometry=demo_fields()[0]["geometry"], sensors=["sentinel2l2a", "landsat8"])
+    params = MtStatsParams(
+        date_start="2023-01-01",
+        date_end="2023-12-31",
+        bm_type=["NDVI", "EVI"],
+        geometry=demo_fields()[0]["geometry"],
+        sensors=["sentinel2l2a", "landsat8"],
+    )
     threads = mt_stats(task_id="00000000-0000-4000-8000-000000000001", api_key_id=demo_db, params=params)
     monkeypatch.setenv("EOTASKS_DASK_ADDRESS", "local")
     reset_settings()
     runner = time_series_runner()
     assert isinstance(runner, DaskTaskRunner)
-    dask = mt_stats.with_options(task_runner=runner)(task_id="00000000-0000-4000-8000-000000000002", api_key_id=demo_db, params=params)
+    dask = mt_stats.with_options(task_runner=runner)(
+        task_id="00000000-0000-4000-8000-000000000002", api_key_id=demo_db, params=params
+    )
     assert len(threads["result"]) == 7 and threads["errors"] == []
     assert dask == threads

@@ -88,8 +88,17 @@ def test_submit_and_poll(client, key, runs):
     assert runs.created[-1]["params"]["bm_type"] == "NDVI"
     g = client.get(f"/api/{body['task_id']}", headers={"x-api-key": key})
     assert g.status_code == 200
-    assert g.json() == {"task_type": "started", "status": "started", "stage": "crop", "reference": "field 7",
-                        "token": g.json()["token"], "result_url": "", "client_id": 0, "download_id": 0, "task_id": body["task_id"]}
+    assert g.json() == {
+        "task_type": "started",
+        "status": "started",
+        "stage": "crop",
+        "reference": "field 7",
+        "token": g.json()["token"],
+        "result_url": "",
+        "client_id": 0,
+        "download_id": 0,
+        "task_id": body["task_id"],
+    }
     assert key not in g.text and g.json()["token"].startswith("apk.")
     # The gdw path form serves the same.
     assert client.get(f"/api/gdw/api/{body['task_id']}", params={"api_key": key}).status_code == 200
@@ -102,7 +111,13 @@ def test_failed_task_reports_stage_and_message(client, key, runs):
         g = client.get(f"/api/{task_id}", params={"api_key": key}).json()
     finally:
         runs.state = "RUNNING"
-    assert g == {"task_type": "failed", "status": "failed", "stage": "crop", "error": "Scene with given ID does not exist", "task_id": task_id}
+    assert g == {
+        "task_type": "failed",
+        "status": "failed",
+        "stage": "crop",
+        "error": "Scene with given ID does not exist",
+        "task_id": task_id,
+    }
 
 
 def test_idempotency_key(client, key, runs):
@@ -191,89 +206,455 @@ BAD_REQUESTS = [
     ("deep nesting", good(bm_type="(" * 300 + "B04" + ")" * 300), 400, "params.bm_type"),
     ("unknown function", good(bm_type="system(B04)"), 400, "params.bm_type"),
     ("landsat band on S2", good(bm_type="QA_PIXEL"), 400, "params.bm_type"),
-    ("bbox three numbers", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [1, 2, 3]}}, 400, "params.bbox"),
-    ("bbox min > max", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [2, 2, 1, 3]}}, 400, "params.bbox"),
-    ("bbox out of range", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [-200, 0, 1, 1]}}, 400, "params.bbox"),
-    ("bbox strings", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": ["a", 0, 1, 1]}}, 400, "params.bbox[0]"),
+    (
+        "bbox three numbers",
+        {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [1, 2, 3]}},
+        400,
+        "params.bbox",
+    ),
+    (
+        "bbox min > max",
+        {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [2, 2, 1, 3]}},
+        400,
+        "params.bbox",
+    ),
+    (
+        "bbox out of range",
+        {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [-200, 0, 1, 1]}},
+        400,
+        "params.bbox",
+    ),
+    (
+        "bbox strings",
+        {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": ["a", 0, 1, 1]}},
+        400,
+        "params.bbox[0]",
+    ),
     ("bbox and geometry", good(bbox=[-75.65, 37.64, -75.6, 37.7]), 400, "params.geometry"),
     ("geometry is a Feature", good(geometry={"type": "Feature", "geometry": POLY}), 400, "params.geometry"),
     ("geometry is a Point", good(geometry={"type": "Point", "coordinates": [0, 0]}), 400, "params.geometry"),
-    ("geometry self-intersecting", good(geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}), 400, "params.geometry"),
-    ("geometry ring not closed", good(geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0]]]}), 400, "params.geometry"),
+    (
+        "geometry self-intersecting",
+        good(geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}),
+        400,
+        "params.geometry",
+    ),
+    (
+        "geometry ring not closed",
+        good(geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0]]]}),
+        400,
+        "params.geometry",
+    ),
     ("geometry garbage coordinates", good(geometry={"type": "Polygon", "coordinates": "x"}), 400, "params.geometry"),
-    ("AOI too large", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [-80, 30, -70, 40]}}, 400, "params.bbox"),
-    ("cropper_ref malformed", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "cropper_ref": "../x"}}, 400, "params.cropper_ref"),
+    (
+        "AOI too large",
+        {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "bbox": [-80, 30, -70, 40]}},
+        400,
+        "params.bbox",
+    ),
+    (
+        "cropper_ref malformed",
+        {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "cropper_ref": "../x"}},
+        400,
+        "params.cropper_ref",
+    ),
     ("reference too long", good(reference="x" * 300), 400, "params.reference"),
     ("name_alias too long", good(name_alias="x" * 300), 400, "params.name_alias"),
     ("callback to loopback", {**good(), "callback_url": "http://127.0.0.1:9/hook"}, 400, "callback_url"),
     ("callback not http", {**good(), "callback_url": "file:///etc/passwd"}, 400, "callback_url"),
-    ("mt_stats not available yet", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "type"),
-    ("lbe unknown band", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04", "B99"], "geometry": POLY}}, 400, "params.bands"),
-    ("lbe landsat band on S2", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["QA_PIXEL"], "geometry": POLY}}, 400, "params.bands"),
+    (
+        "mt_stats not available yet",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "geometry": POLY},
+        },
+        400,
+        "type",
+    ),
+    (
+        "lbe unknown band",
+        {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04", "B99"], "geometry": POLY}},
+        400,
+        "params.bands",
+    ),
+    (
+        "lbe landsat band on S2",
+        {"type": "lbe", "params": {"view_id": VIEW, "bands": ["QA_PIXEL"], "geometry": POLY}},
+        400,
+        "params.bands",
+    ),
     ("lbe empty bands", {"type": "lbe", "params": {"view_id": VIEW, "bands": [], "geometry": POLY}}, 400, "params.bands"),
     ("lbe without AOI", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04"]}}, 400, "params.geometry"),
-    ("jpeg bad view_id and bad expression", {"type": "jpeg", "params": {"view_id": "bad", "bm_type": "(B04"}}, 400, "params.bm_type"),
-    ("bandmath bad view_id and bad expression", {"type": "bandmath", "params": {"view_id": "bad", "bm_type": "B04 +"}}, 400, "params.bm_type"),
+    (
+        "jpeg bad view_id and bad expression",
+        {"type": "jpeg", "params": {"view_id": "bad", "bm_type": "(B04"}},
+        400,
+        "params.bm_type",
+    ),
+    (
+        "bandmath bad view_id and bad expression",
+        {"type": "bandmath", "params": {"view_id": "bad", "bm_type": "B04 +"}},
+        400,
+        "params.bm_type",
+    ),
     # Were 500s or accepted bombs: a chain deeper than Python's stack, aliases expanding past the limit.
     ("a 1999-character sum", good(bm_type="+".join(["1"] * 1000)), 400, "params.bm_type"),
     ("alias chain bomb", good(bm_type="+".join(["EVI"] * 499)), 400, "params.bm_type"),
     ("balanced alias bomb", good(bm_type=BALANCED_EVI_BOMB), 400, "params.bm_type"),
-    ("unknown cropper_ref", {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "cropper_ref": "0" * 32}}, 400, "params.cropper_ref"),
-    ("fields not a collection", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
-                                                              "fields": {"type": "Feature"}}}, 400, "params.fields"),
-    ("fields bad second feature", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
-                                                                "fields": {"type": "FeatureCollection", "features": [
-                                                                    {"type": "Feature", "id": "a", "geometry": POLY},
-                                                                    {"type": "Feature", "id": "b", "geometry": {"type": "Point", "coordinates": [0, 0]}}]}}},
-     400, "params.fields[1]"),
-    ("fields repeated id", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
-                                                         "fields": {"type": "FeatureCollection", "features": [
-                                                             {"type": "Feature", "id": 7, "geometry": POLY},
-                                                             {"type": "Feature", "properties": {"id": 7}, "geometry": POLY}]}}}, 400, "params.fields[1]"),
-    ("fields and geometry", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "geometry": POLY,
-                                                          "fields": {"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": POLY}]}}},
-     400, "params.fields"),
-    ("histogram edges not increasing", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
-                                                                     "geometry": POLY, "histogram": {"edges": [0, 0.5, 0.2]}}}, 400, "params.histogram.edges"),
-    ("percentile over 100", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI",
-                                                          "geometry": POLY, "percentiles": [50, 101]}}, 400, "params.percentiles"),
-    ("jpeg unknown colormap", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "rainbowz"}}, 400, "params.colormap"),
-    ("jpeg levels not finite", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "RdYlGn", "levels": "-inf,inf"}}, 400, "params.levels"),
-    ("jpeg levels nan", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "RdYlGn", "levels": "nan,1"}}, 400, "params.levels"),
-    ("mt_stats bad expression without sensors", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "((", "geometry": POLY}}, 400, "params.bm_type"),
-    ("mt_stats unknown name without sensors", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": ["NDVI", "FOO"], "geometry": POLY}}, 400, "params.bm_type"),
-    ("jpeg levels one number", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "1"}}, 400, "params.levels"),
-    ("jpeg levels not numbers", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "a,b"}}, 400, "params.levels"),
-    ("jpeg levels min == max", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "0.5,0.5"}}, 400, "params.levels"),
+    (
+        "unknown cropper_ref",
+        {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "cropper_ref": "0" * 32}},
+        400,
+        "params.cropper_ref",
+    ),
+    (
+        "fields not a collection",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "fields": {"type": "Feature"}},
+        },
+        400,
+        "params.fields",
+    ),
+    (
+        "fields bad second feature",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "fields": {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {"type": "Feature", "id": "a", "geometry": POLY},
+                        {"type": "Feature", "id": "b", "geometry": {"type": "Point", "coordinates": [0, 0]}},
+                    ],
+                },
+            },
+        },
+        400,
+        "params.fields[1]",
+    ),
+    (
+        "fields repeated id",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "fields": {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {"type": "Feature", "id": 7, "geometry": POLY},
+                        {"type": "Feature", "properties": {"id": 7}, "geometry": POLY},
+                    ],
+                },
+            },
+        },
+        400,
+        "params.fields[1]",
+    ),
+    (
+        "fields and geometry",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "geometry": POLY,
+                "fields": {"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": POLY}]},
+            },
+        },
+        400,
+        "params.fields",
+    ),
+    (
+        "histogram edges not increasing",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "geometry": POLY,
+                "histogram": {"edges": [0, 0.5, 0.2]},
+            },
+        },
+        400,
+        "params.histogram.edges",
+    ),
+    (
+        "percentile over 100",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "geometry": POLY,
+                "percentiles": [50, 101],
+            },
+        },
+        400,
+        "params.percentiles",
+    ),
+    (
+        "jpeg unknown colormap",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "rainbowz"}},
+        400,
+        "params.colormap",
+    ),
+    (
+        "jpeg levels not finite",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "RdYlGn", "levels": "-inf,inf"}},
+        400,
+        "params.levels",
+    ),
+    (
+        "jpeg levels nan",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colormap": "RdYlGn", "levels": "nan,1"}},
+        400,
+        "params.levels",
+    ),
+    (
+        "mt_stats bad expression without sensors",
+        {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "((", "geometry": POLY}},
+        400,
+        "params.bm_type",
+    ),
+    (
+        "mt_stats unknown name without sensors",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": ["NDVI", "FOO"], "geometry": POLY},
+        },
+        400,
+        "params.bm_type",
+    ),
+    (
+        "jpeg levels one number",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "1"}},
+        400,
+        "params.levels",
+    ),
+    (
+        "jpeg levels not numbers",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "a,b"}},
+        400,
+        "params.levels",
+    ),
+    (
+        "jpeg levels min == max",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "0.5,0.5"}},
+        400,
+        "params.levels",
+    ),
     ("jpeg px_size 0", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "px_size": 0}}, 400, "params.px_size"),
-    ("jpeg px_size negative", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "px_size": -10}}, 400, "params.px_size"),
-    ("jpeg px_size absurdly small", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "px_size": 0.01, "geometry": POLY}}, 400, "params.px_size"),
-    ("jpeg unknown format", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "format": "gif"}}, 400, "params.format"),
-    ("jpeg unknown resample", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "resample": "sinc"}}, 400, "params.resample"),
-    ("jpeg colors_limit 1", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colors_limit": 1}}, 400, "params.colors_limit"),
-    ("lbe duplicated bands", {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04", "b4"], "geometry": POLY}}, 400, "params.bands"),
+    (
+        "jpeg px_size negative",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "px_size": -10}},
+        400,
+        "params.px_size",
+    ),
+    (
+        "jpeg px_size absurdly small",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "px_size": 0.01, "geometry": POLY}},
+        400,
+        "params.px_size",
+    ),
+    (
+        "jpeg unknown format",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "format": "gif"}},
+        400,
+        "params.format",
+    ),
+    (
+        "jpeg unknown resample",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "resample": "sinc"}},
+        400,
+        "params.resample",
+    ),
+    (
+        "jpeg colors_limit 1",
+        {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "colors_limit": 1}},
+        400,
+        "params.colors_limit",
+    ),
+    (
+        "lbe duplicated bands",
+        {"type": "lbe", "params": {"view_id": VIEW, "bands": ["B04", "b4"], "geometry": POLY}},
+        400,
+        "params.bands",
+    ),
     ("jpeg two expressions", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "B04,B03"}}, 400, "params.bm_type"),
     ("jpeg bad levels", {"type": "jpeg", "params": {"view_id": VIEW, "bm_type": "NDVI", "levels": "1,0"}}, 400, "params.levels"),
-    ("mt_stats end before start", {"type": "mt_stats", "params": {"date_start": "2023-05-01", "date_end": "2023-01-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "params.date_end"),
-    ("mt_stats unknown sensor", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "sensors": ["hubble"], "geometry": POLY}}, 400, "params.sensors"),
-    ("mt_stats limit 0", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "limit": 0, "geometry": POLY}}, 400, "params.limit"),
-    ("mt_stats span over the limit", {"type": "mt_stats", "params": {"date_start": "2022-01-01", "date_end": "2023-06-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "params.date_end"),
-    ("mt_stats too many expressions", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": ["NDVI"] * 11, "geometry": POLY}}, 400, "params.bm_type"),
-    ("mt_stats two expressions in one item", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI, EVI", "sensors": ["S2L2A"], "geometry": POLY}}, 400, "params.bm_type"),
-    ("mt_stats bad date", {"type": "mt_stats", "params": {"date_start": "2023-02-30", "date_end": "2023-03-01", "bm_type": "NDVI", "geometry": POLY}}, 400, "params.date_start"),
-    ("mt_stats cloud -1", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "max_cloud_cover_in_aoi": -1, "geometry": POLY}}, 400, "params.max_cloud_cover_in_aoi"),
-    ("mt_stats masking level 5", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "cloud_masking_level": 5, "geometry": POLY}}, 400, "params.cloud_masking_level"),
-    ("mt_stats without AOI", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI"}}, 400, "params.geometry"),
-    ("mt_stats cloud 101", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "max_cloud_cover_in_aoi": 101, "geometry": POLY}}, 400, "params.max_cloud_cover_in_aoi"),
+    (
+        "mt_stats end before start",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-05-01", "date_end": "2023-01-01", "bm_type": "NDVI", "geometry": POLY},
+        },
+        400,
+        "params.date_end",
+    ),
+    (
+        "mt_stats unknown sensor",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "sensors": ["hubble"],
+                "geometry": POLY,
+            },
+        },
+        400,
+        "params.sensors",
+    ),
+    (
+        "mt_stats limit 0",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "limit": 0, "geometry": POLY},
+        },
+        400,
+        "params.limit",
+    ),
+    (
+        "mt_stats span over the limit",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2022-01-01", "date_end": "2023-06-01", "bm_type": "NDVI", "geometry": POLY},
+        },
+        400,
+        "params.date_end",
+    ),
+    (
+        "mt_stats too many expressions",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": ["NDVI"] * 11, "geometry": POLY},
+        },
+        400,
+        "params.bm_type",
+    ),
+    (
+        "mt_stats two expressions in one item",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI, EVI",
+                "sensors": ["S2L2A"],
+                "geometry": POLY,
+            },
+        },
+        400,
+        "params.bm_type",
+    ),
+    (
+        "mt_stats bad date",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-02-30", "date_end": "2023-03-01", "bm_type": "NDVI", "geometry": POLY},
+        },
+        400,
+        "params.date_start",
+    ),
+    (
+        "mt_stats cloud -1",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "max_cloud_cover_in_aoi": -1,
+                "geometry": POLY,
+            },
+        },
+        400,
+        "params.max_cloud_cover_in_aoi",
+    ),
+    (
+        "mt_stats masking level 5",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "cloud_masking_level": 5,
+                "geometry": POLY,
+            },
+        },
+        400,
+        "params.cloud_masking_level",
+    ),
+    (
+        "mt_stats without AOI",
+        {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI"}},
+        400,
+        "params.geometry",
+    ),
+    (
+        "mt_stats cloud 101",
+        {
+            "type": "mt_stats",
+            "params": {
+                "date_start": "2023-01-01",
+                "date_end": "2023-02-01",
+                "bm_type": "NDVI",
+                "max_cloud_cover_in_aoi": 101,
+                "geometry": POLY,
+            },
+        },
+        400,
+        "params.max_cloud_cover_in_aoi",
+    ),
     # An expression that reads no band has no pixels to compute over (it failed later, after retries).
     ("bandmath expression without a band", good(bm_type="1"), 400, "params.bm_type"),
     ("bandmath second expression without a band", good(bm_type="NDVI, 2 * 3"), 400, "params.bm_type"),
-    ("jpeg expression without a band, bad view_id", {"type": "jpeg", "params": {"view_id": "bad", "bm_type": "1"}}, 400, "params.bm_type"),
-    ("mt_stats expression without a band", {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "2 * 3", "geometry": POLY}}, 400, "params.bm_type"),
-    ("geometry with booleans for coordinates", good(geometry={"type": "Polygon", "coordinates": [[[True, 0], [1, 1], [1, 0], [True, 0]]]}), 400, "params.geometry"),
-    ("geometry over the vertex limit", good(geometry={"type": "Polygon", "coordinates": [
-        [[-75.65 + 0.05 * i / 20_001, 37.65 + 0.0001 * (i % 2)] for i in range(20_001)] + [[-75.60, 37.70], [-75.65, 37.65]]]}),
-     400, "params.geometry"),
+    (
+        "jpeg expression without a band, bad view_id",
+        {"type": "jpeg", "params": {"view_id": "bad", "bm_type": "1"}},
+        400,
+        "params.bm_type",
+    ),
+    (
+        "mt_stats expression without a band",
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "2 * 3", "geometry": POLY},
+        },
+        400,
+        "params.bm_type",
+    ),
+    (
+        "geometry with booleans for coordinates",
+        good(geometry={"type": "Polygon", "coordinates": [[[True, 0], [1, 1], [1, 0], [True, 0]]]}),
+        400,
+        "params.geometry",
+    ),
+    (
+        "geometry over the vertex limit",
+        good(
+            geometry={
+                "type": "Polygon",
+                "coordinates": [
+                    [[-75.65 + 0.05 * i / 20_001, 37.65 + 0.0001 * (i % 2)] for i in range(20_001)]
+                    + [[-75.60, 37.70], [-75.65, 37.65]]
+                ],
+            }
+        ),
+        400,
+        "params.geometry",
+    ),
 ]
 
 
@@ -300,7 +681,9 @@ def test_key_errors(client, key):
 
 
 def test_body_over_limit_is_413(client, key):
-    r = client.post("/api", params={"api_key": key}, content=b"{" + b" " * 2_000_000 + b"}", headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/api", params={"api_key": key}, content=b"{" + b" " * 2_000_000 + b"}", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["status"] is False
 
 
@@ -344,25 +727,35 @@ def test_search_routes_filter_sort_and_page(client, key, demo_scenes):
     assert {"sceneID", "view_id", "date", "cloudCoverage", "satelliteName", "dataGeometry"} <= set(page1["results"][0])
     page2 = client.post("/api/lms/search/v2/S2L2A", params={"api_key": key}, json={**body, "page": 2}).json()
     assert len(page2["results"]) == 1 and page2["results"][0]["date"] < dates[-1]
-    both = client.post("/api/lms/search/v2", params={"api_key": key},
-                       json={"search": {"satellites": ["sentinel2l2a", "L8"], "date": ["2023-01-05", {"from": "2023-01-10", "to": "2023-01-10"}]},
-                             "sort": {"date": "asc"}}).json()
+    both = client.post(
+        "/api/lms/search/v2",
+        params={"api_key": key},
+        json={
+            "search": {"satellites": ["sentinel2l2a", "L8"], "date": ["2023-01-05", {"from": "2023-01-10", "to": "2023-01-10"}]},
+            "sort": {"date": "asc"},
+        },
+    ).json()
     assert [x["date"] for x in both["results"]] == ["2023-01-05", "2023-01-10"]
-    clear = client.post("/api/lms/search/v2", params={"api_key": key}, json={"search": {"cloudCoverage": {"from": 0, "to": 0}}}).json()
+    clear = client.post(
+        "/api/lms/search/v2", params={"api_key": key}, json={"search": {"cloudCoverage": {"from": 0, "to": 0}}}
+    ).json()
     assert all(x["cloudCoverage"] == 0 for x in clear["results"])
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"search": {"date": {"from": "2023-13-01"}}}, "search.date"),
-    ({"search": {"cloudCoverage": {"from": -1}}}, "search.cloudCoverage.from"),
-    ({"search": {"shape": {"type": "Point", "coordinates": [0, 0]}}}, "search.shape"),
-    ({"search": {"satellites": ["hubble"]}}, "search.satellites"),
-    ({"page": 0}, "page"),
-    ({"sort": {"cloud": "asc"}}, "sort"),
-    # 1,200 dates were a 500 (a query too deep for the database): now a 400 naming the field.
-    ({"search": {"date": [f"2023-01-{1 + i % 28:02d}" for i in range(1200)]}}, "search.date"),
-    ({"search": {"satellites": ["sentinel2l2a"] * 60}}, "search.satellites"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"search": {"date": {"from": "2023-13-01"}}}, "search.date"),
+        ({"search": {"cloudCoverage": {"from": -1}}}, "search.cloudCoverage.from"),
+        ({"search": {"shape": {"type": "Point", "coordinates": [0, 0]}}}, "search.shape"),
+        ({"search": {"satellites": ["hubble"]}}, "search.satellites"),
+        ({"page": 0}, "page"),
+        ({"sort": {"cloud": "asc"}}, "sort"),
+        # 1,200 dates were a 500 (a query too deep for the database): now a 400 naming the field.
+        ({"search": {"date": [f"2023-01-{1 + i % 28:02d}" for i in range(1200)]}}, "search.date"),
+        ({"search": {"satellites": ["sentinel2l2a"] * 60}}, "search.satellites"),
+    ],
+)
 def test_search_bad_input(client, key, body, field):
     r = client.post("/api/lms/search/v2", params={"api_key": key}, json=body)
     assert r.status_code == 400 and any(d["field"].startswith(field) for d in r.json()["details"]), r.text
@@ -431,10 +824,21 @@ def big_scene(client):
     from eotasks.raster.aoi import footprint_geojson
 
     bounds = (300000.0, 5890200.0, 409800.0, 6000000.0)  # 10980 x 10980 px at 10 m, UTM 32N
-    assets = {b: asset_spec(f"/nonexistent/{b}.tif", r, 1e-4, 0.0, 0, True)
-              for b, r in {"B02": 10, "B03": 10, "B04": 10, "B08": 10, "B11": 20}.items()}
-    upsert_scene(SceneRecord(view_id=BIG_VIEW, scene_id="S2A_tile_20230601_32UMU_0", sensor="sentinel2", date=dt.date(2023, 6, 1),
-                             crs="EPSG:32632", footprint=footprint_geojson(bounds, "EPSG:32632"), assets=assets))
+    assets = {
+        b: asset_spec(f"/nonexistent/{b}.tif", r, 1e-4, 0.0, 0, True)
+        for b, r in {"B02": 10, "B03": 10, "B04": 10, "B08": 10, "B11": 20}.items()
+    }
+    upsert_scene(
+        SceneRecord(
+            view_id=BIG_VIEW,
+            scene_id="S2A_tile_20230601_32UMU_0",
+            sensor="sentinel2",
+            date=dt.date(2023, 6, 1),
+            crs="EPSG:32632",
+            footprint=footprint_geojson(bounds, "EPSG:32632"),
+            assets=assets,
+        )
+    )
     return BIG_VIEW
 
 
@@ -447,6 +851,7 @@ def _corners(d: float = 0.01, clockwise_second: bool = False) -> dict:
     def square(x, y, cw):
         ring = [[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]
         return [ring[::-1] if cw else ring]
+
     return {"type": "MultiPolygon", "coordinates": [square(x0, y0, False), square(x1 - d, y1 - d, clockwise_second)]}
 
 
@@ -459,8 +864,14 @@ def test_opposite_corner_squares_are_refused_by_the_read_budget(client, key, big
     assert "300,000,000" in r.json()["error"] and "params.geometry" in [d["field"] for d in r.json()["details"]]
     assert len(runs.created) == n  # refused before any run was created
     # The same squares as two tasks are fine: the budget counts what is read, not the area.
-    one = {"type": "lbe", "params": {"view_id": big_scene, "bands": ["B02", "B03", "B04", "B08"],
-                                      "geometry": {"type": "Polygon", "coordinates": _corners()["coordinates"][0]}}}
+    one = {
+        "type": "lbe",
+        "params": {
+            "view_id": big_scene,
+            "bands": ["B02", "B03", "B04", "B08"],
+            "geometry": {"type": "Polygon", "coordinates": _corners()["coordinates"][0]},
+        },
+    }
     assert post(client, key, one).status_code == 202
 
 
@@ -485,10 +896,17 @@ def test_time_series_budget_counts_each_part():
     from eotasks.errors import UserError
     from eotasks.models import MtStatsParams
 
-    params = MtStatsParams(date_start="2023-01-01", date_end="2023-12-31", bm_type="NDVI", geometry=_corners(), sensors=["sentinel2l2a"])
+    params = MtStatsParams(
+        date_start="2023-01-01", date_end="2023-12-31", bm_type="NDVI", geometry=_corners(), sensors=["sentinel2l2a"]
+    )
     check_time_series_task(params, params.aoi_shape())  # two small windows: well within the budget
-    wide = MtStatsParams(date_start="2023-01-01", date_end="2023-12-31", bm_type=["NDVI", "NDWI", "NDMI", "EVI"],
-                         bbox=[8.0, 53.0, 9.3, 54.0], sensors=["sentinel2l2a"])  # under the area limit, but 4 x 10 m bands
+    wide = MtStatsParams(
+        date_start="2023-01-01",
+        date_end="2023-12-31",
+        bm_type=["NDVI", "NDWI", "NDMI", "EVI"],
+        bbox=[8.0, 53.0, 9.3, 54.0],
+        sensors=["sentinel2l2a"],
+    )  # under the area limit, but 4 x 10 m bands
     with pytest.raises(UserError) as info:
         check_time_series_task(wide, wide.aoi_shape())
     assert info.value.field == "params.bbox"
@@ -513,10 +931,20 @@ def test_a_thin_strip_multipolygon_is_refused_at_once(client, key):
     elapsed = time.monotonic() - start
     assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.geometry", r.text
     assert "densified" in r.json()["error"] and elapsed < 1.0, (elapsed, r.text)
-    mt = {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "geometry": thin_strips()}}
+    mt = {
+        "type": "mt_stats",
+        "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "geometry": thin_strips()},
+    }
     assert post(client, key, mt).status_code == 400
     fields = {"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": thin_strips()}]}
-    r = post(client, key, {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "fields": fields}})
+    r = post(
+        client,
+        key,
+        {
+            "type": "mt_stats",
+            "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "fields": fields},
+        },
+    )
     assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.fields[0]"
 
 
@@ -540,16 +968,32 @@ def test_client_json_reaches_prefect_only_as_plain_data_we_built(client, key, ru
     assert r.status_code == 202, r.text
     sent = runs.created[-1]["params"]["geometry"]
     assert sent == {"type": "Polygon", "coordinates": [[[float(x), float(y)] for x, y in POLY["coordinates"][0]]]}
-    fields = {"type": "FeatureCollection", "extra": TEMPLATE, "features": [
-        {"type": "Feature", "id": "a", "properties": {"name": TEMPLATE, "other": VARIABLE}, "geometry": {**POLY, "x": TEMPLATE}, "junk": VARIABLE},
-        {"type": "Feature", "properties": {"id": 7, "t": TEMPLATE}, "geometry": POLY}]}
-    body = {"type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "fields": fields}}
+    fields = {
+        "type": "FeatureCollection",
+        "extra": TEMPLATE,
+        "features": [
+            {
+                "type": "Feature",
+                "id": "a",
+                "properties": {"name": TEMPLATE, "other": VARIABLE},
+                "geometry": {**POLY, "x": TEMPLATE},
+                "junk": VARIABLE,
+            },
+            {"type": "Feature", "properties": {"id": 7, "t": TEMPLATE}, "geometry": POLY},
+        ],
+    }
+    body = {
+        "type": "mt_stats",
+        "params": {"date_start": "2023-01-01", "date_end": "2023-02-01", "bm_type": "NDVI", "fields": fields},
+    }
     from eotasks.models import MtStatsParams
 
     params = MtStatsParams.model_validate(body["params"]).model_dump(mode="json", exclude_none=True)
     assert not contains_prefect_kind(params)
-    assert params["fields"] == {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": "a", "geometry": sent}, {"type": "Feature", "id": 7, "geometry": sent}]}
+    assert params["fields"] == {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "id": "a", "geometry": sent}, {"type": "Feature", "id": 7, "geometry": sent}],
+    }
     assert all(not contains_prefect_kind(p) for p in runs.created)
 
 
@@ -564,8 +1008,15 @@ def test_an_abandoned_reservation_fails_and_an_idempotent_retry_takes_it_over(cl
     body = good(reference="abandoned")
     idem = f"abandoned-{uuid.uuid4()}"
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    stale = TaskRecord(id=str(uuid.uuid4()), api_key_id=find_api_key(key).id, type="bandmath", req_id=str(uuid.uuid4()),
-                       idempotency_key=idem, body_hash=digest, created_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
+    stale = TaskRecord(
+        id=str(uuid.uuid4()),
+        api_key_id=find_api_key(key).id,
+        type="bandmath",
+        req_id=str(uuid.uuid4()),
+        idempotency_key=idem,
+        body_hash=digest,
+        created_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5),
+    )
     with session() as s:
         s.add(stale)
         s.commit()

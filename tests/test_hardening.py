@@ -75,7 +75,9 @@ def test_access_log_redacts_keys_signatures_and_credentials(caplog):
     key = "apk." + "ab" * 32
     with caplog.at_level(logging.INFO, logger="uvicorn.access.test"):
         logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", f"/api/x?api_key={key}&redirect=false", "1.1", 200)
-        logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/api/download/a.tif?expires=1&signature=" + "f" * 64, "1.1", 200)
+        logger.info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/api/download/a.tif?expires=1&signature=" + "f" * 64, "1.1", 200
+        )
         logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/x?X-Amz-Credential=AKIAX&X-Amz-Signature=abcd", "1.1", 200)
     text = caplog.text
     assert key not in text and "f" * 64 not in text and "AKIAX" not in text and "abcd" not in text
@@ -102,7 +104,14 @@ def test_s3_assets_use_the_credential_chain_unless_told_unsigned(monkeypatch, tm
     from eotasks.settings import reset_settings
 
     def options(**env):
-        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "EOTASKS_ASSETS_UNSIGNED", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        for k in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_PROFILE",
+            "EOTASKS_ASSETS_UNSIGNED",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_CONFIG_FILE",
+        ):
             monkeypatch.delenv(k, raising=False)
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
         monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))

@@ -101,13 +101,22 @@ def test_costly_bodies_never_hold_up_other_clients(gateway, key):
     checks) are validated off the event loop: /health answers within a quarter second throughout."""
     with probing(gateway) as latencies, httpx.Client(timeout=60) as client:
         start = time.monotonic()
-        r = client.post(f"{gateway}/api", params={"api_key": key}, json={
-            "type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "geometry": thin_strips()}})
+        r = client.post(
+            f"{gateway}/api",
+            params={"api_key": key},
+            json={"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "geometry": thin_strips()}},
+        )
         assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.geometry", r.text
         assert time.monotonic() - start < 1.0
         start = time.monotonic()
-        r = client.post(f"{gateway}/api", params={"api_key": key}, json={
-            "type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-01-31", "bm_type": "NDVI", "fields": many_fields(5000)}})
+        r = client.post(
+            f"{gateway}/api",
+            params={"api_key": key},
+            json={
+                "type": "mt_stats",
+                "params": {"date_start": "2023-01-01", "date_end": "2023-01-31", "bm_type": "NDVI", "fields": many_fields(5000)},
+            },
+        )
         validating = time.monotonic() - start
         assert r.status_code == 400 and r.json()["details"][0]["field"] == "type", r.text  # valid; mt_stats is faked away
     assert len(latencies) > 10 and max(latencies) < 0.25, (max(latencies), validating)
@@ -119,12 +128,18 @@ def test_a_slow_resolver_delays_nobody_else(gateway, key, slow_resolver):
     to the same host: each waits on its own lookup; every other client is answered at once."""
     with session() as s:
         for i in range(5):
-            s.add(CallbackRecord(id=f"slow-{i}", task_id=f"slow-task-{i}", url=f"http://{SLOW_HOST}/hook/{i}", body={"task_id": i}))
+            s.add(
+                CallbackRecord(id=f"slow-{i}", task_id=f"slow-task-{i}", url=f"http://{SLOW_HOST}/hook/{i}", body={"task_id": i})
+            )
         s.commit()
     results: list[httpx.Response] = []
 
     def submit(i: int) -> None:
-        body = {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "geometry": POLY}, "callback_url": f"http://{SLOW_HOST}/t/{i}"}
+        body = {
+            "type": "bandmath",
+            "params": {"view_id": VIEW, "bm_type": "NDVI", "geometry": POLY},
+            "callback_url": f"http://{SLOW_HOST}/t/{i}",
+        }
         results.append(httpx.post(f"{gateway}/api", params={"api_key": key}, json=body, timeout=30))
 
     with probing(gateway) as latencies:
@@ -154,12 +169,16 @@ def test_a_chunked_body_over_the_limit_is_413(gateway, key):
             yield b"x" * 1000
         yield b'"}}'
 
-    r = httpx.post(f"{gateway}/api", params={"api_key": key}, content=chunks(), headers={"Content-Type": "application/json"}, timeout=30)
+    r = httpx.post(
+        f"{gateway}/api", params={"api_key": key}, content=chunks(), headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert r.status_code == 413 and r.json()["status"] is False and "larger than" in r.json()["error"]
 
 
-@pytest.mark.parametrize("url", ["http://exa mple.com/hook", "http://example.com/a\x07b", f"http://{'ü' * 70}.example/hook",
-                                 "http://example.com:99999/hook"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://exa mple.com/hook", "http://example.com/a\x07b", f"http://{'ü' * 70}.example/hook", "http://example.com:99999/hook"],
+)
 def test_a_callback_url_delivery_could_not_encode_is_refused(gateway, key, url):
     body = {"type": "bandmath", "params": {"view_id": VIEW, "bm_type": "NDVI", "geometry": POLY}, "callback_url": url}
     r = httpx.post(f"{gateway}/api", params={"api_key": key}, json=body, timeout=30)
@@ -177,4 +196,8 @@ def test_an_unencodable_callback_in_the_outbox_is_given_up_at_once(gateway):
         if row.done_at is not None:
             break
         time.sleep(0.2)
-    assert row.outcome == "gave up" and row.attempts == 1 and row.last_result.startswith("refused"), (row.outcome, row.attempts, row.last_result)
+    assert row.outcome == "gave up" and row.attempts == 1 and row.last_result.startswith("refused"), (
+        row.outcome,
+        row.attempts,
+        row.last_result,
+    )

@@ -39,11 +39,22 @@ def test_scene_id_round_trip():
     assert s2_view_id("55PDS", dt.date(2020, 8, 15), level="L2A") == "S2L2A/55/P/DS/2020/8/15/0"
 
 
-@pytest.mark.parametrize("bad", [
-    "", "S2", "S2/19/T/CG/2017/13/9/0", "S2/19/T/CG/2017/2/30/0", "S2/61/T/CG/2017/7/9/0",
-    "S2/19/I/CG/2017/7/9/0", "L8/LC80290332017400LGN00", "L8/LC90290332017076LGN00",
-    "L9/LC08_L1TP_041036_20171202_20171207_01_T1", "L8/../../etc/passwd", "X/1",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "S2",
+        "S2/19/T/CG/2017/13/9/0",
+        "S2/19/T/CG/2017/2/30/0",
+        "S2/61/T/CG/2017/7/9/0",
+        "S2/19/I/CG/2017/7/9/0",
+        "L8/LC80290332017400LGN00",
+        "L8/LC90290332017076LGN00",
+        "L9/LC08_L1TP_041036_20171202_20171207_01_T1",
+        "L8/../../etc/passwd",
+        "X/1",
+    ],
+)
 def test_malformed_ids_raise(bad):
     with pytest.raises(ValueError):
         parse_view_id(bad)

@@ -59,7 +59,9 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
     prefect_db, app_db = databases
     app_url = f"{PG}/{app_db}"
     proxy = CountingProxy(moto_s3)
-    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
     s3.create_bucket(Bucket="scenes")
 
     # The catalogue (PostgreSQL) with scene COGs on S3: the real sample crop and a demo time series.
@@ -80,35 +82,90 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
     key, _ = create_api_key("production", url=app_url)
 
     prefect_port, gateway_port = free_port(), free_port()
-    env = service_env(tmp_path, prefect_port, {
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
-        "EOTASKS_DATABASE_URL": app_url, "EOTASKS_STORE_BLOCK": "eotasks-results", "EOTASKS_ASSETS_CREDENTIALS_BLOCK": "eotasks-assets",
-        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/eotasks-prefect-results", "EOTASKS_CODE_DIR": str(REPO),
-        "EOTASKS_PORT": str(gateway_port), "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
-    })
+    env = service_env(
+        tmp_path,
+        prefect_port,
+        {
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
+            "EOTASKS_DATABASE_URL": app_url,
+            "EOTASKS_STORE_BLOCK": "eotasks-results",
+            "EOTASKS_ASSETS_CREDENTIALS_BLOCK": "eotasks-assets",
+            "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/eotasks-prefect-results",
+            "EOTASKS_CODE_DIR": str(REPO),
+            "EOTASKS_PORT": str(gateway_port),
+            "AWS_ACCESS_KEY_ID": "",
+            "AWS_SECRET_ACCESS_KEY": "",
+        },
+    )
     env.pop("PREFECT_LOCAL_STORAGE_PATH")  # results go to the shared block, as across machines
     service = Service(env, tmp_path / "logs")
     try:
         service.start_prefect_server(prefect_port, timeout=180)
         # The operator's command; scene assets are read through the byte-counting proxy.
-        setup = subprocess.run([sys.executable, "-m", "eotasks.cli", "blocks", "setup", "--bucket", "eotasks-results", "--prefix", "prod",
-                                "--endpoint-url", moto_s3, "--assets-endpoint-url", proxy.url], cwd=REPO, capture_output=True, text=True,
-                               env={**env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}, timeout=120)
+        setup = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "eotasks.cli",
+                "blocks",
+                "setup",
+                "--bucket",
+                "eotasks-results",
+                "--prefix",
+                "prod",
+                "--endpoint-url",
+                moto_s3,
+                "--assets-endpoint-url",
+                proxy.url,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+            timeout=120,
+        )
         assert setup.returncode == 0, setup.stdout + setup.stderr
         assert "EOTASKS_STORE_BLOCK=eotasks-results" in setup.stdout
         probe = tmp_path / "probe.prefect.yaml"  # the warm-path probe, kept out of the production prefect.yaml
-        probe.write_text("name: eotasks-probe\ndeployments:\n  - name: eotasks\n    entrypoint: flows.noop.noop\n"
-                         "    work_pool:\n      name: eotasks\n")
-        for cmd in (["work-pool", "create", "eotasks", "--type", "eotasks-warm"], ["--no-prompt", "deploy", "--all"],
-                    ["--no-prompt", "deploy", "--all", "--prefect-file", str(probe)]):
-            done = subprocess.run([sys.executable, "-m", "prefect", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        probe.write_text(
+            "name: eotasks-probe\ndeployments:\n  - name: eotasks\n    entrypoint: flows.noop.noop\n"
+            "    work_pool:\n      name: eotasks\n"
+        )
+        for cmd in (
+            ["work-pool", "create", "eotasks", "--type", "eotasks-warm"],
+            ["--no-prompt", "deploy", "--all"],
+            ["--no-prompt", "deploy", "--all", "--prefect-file", str(probe)],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "prefect", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+            )
             assert done.returncode == 0, done.stdout + done.stderr
-        listed = subprocess.run([sys.executable, "-m", "prefect", "deployment", "ls"], cwd=REPO, env=env, capture_output=True, text=True)
+        listed = subprocess.run(
+            [sys.executable, "-m", "prefect", "deployment", "ls"], cwd=REPO, env=env, capture_output=True, text=True
+        )
         assert all(f"{name}/eotasks" in listed.stdout for name in ("bandmath", "lbe", "jpeg", "mt_stats")), listed.stdout
         assert "monitor/weekly-demo-field" in listed.stdout, listed.stdout
         for name in ("worker-a", "worker-b"):
-            service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--type", "eotasks-warm",
-                                 "--limit", "4", "--name", name, "--install-policy", "never"])
+            service.start(
+                name,
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "worker",
+                    "start",
+                    "--pool",
+                    "eotasks",
+                    "--type",
+                    "eotasks-warm",
+                    "--limit",
+                    "4",
+                    "--name",
+                    name,
+                    "--install-policy",
+                    "never",
+                ],
+            )
         forkservers = {name: warm_forkserver_pid(tmp_path / "logs" / f"{name}.log") for name in ("worker-a", "worker-b")}
         service.start_gateway("127.0.0.1", gateway_port)
         base = f"http://127.0.0.1:{gateway_port}"
@@ -130,7 +187,10 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
 
         bytes_before = dict(proxy.bytes_by_path)
         if big is not None:  # one small-AOI task alone, to count what it reads
-            small = {"type": "Polygon", "coordinates": [[[-75.655, 37.700], [-75.648, 37.700], [-75.648, 37.705], [-75.655, 37.705], [-75.655, 37.700]]]}
+            small = {
+                "type": "Polygon",
+                "coordinates": [[[-75.655, 37.700], [-75.648, 37.700], [-75.648, 37.705], [-75.655, 37.705], [-75.655, 37.700]]],
+            }
             first = submit("bandmath", {"view_id": "S2/18/S/VG/2020/6/16/0", "bm_type": "NDVI", "geometry": small})
             assert wait(first).json()["task_type"] == "finished"
             read = sum(v - bytes_before.get(p, 0) for p, v in proxy.bytes_by_path.items() if p.startswith("/scenes/full/"))
@@ -140,11 +200,34 @@ def test_postgres_workers_s3_twenty_tasks(databases, moto_s3, tmp_path):
 
         field = demo_fields()[0]["geometry"]
         tasks = []
-        tasks += [("bandmath", submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY})) for _ in range(8)]
-        tasks += [("lbe", submit("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B04", "B03", "B02"], "geometry": GEOMETRY})) for _ in range(4)]
-        tasks += [("jpeg", submit("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "png"})) for _ in range(4)]
-        tasks += [("mt_stats", submit("mt_stats", {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": "NDVI", "geometry": field,
-                                                   "sensors": ["sentinel2l2a", "landsat8"]})) for _ in range(4)]
+        tasks += [
+            ("bandmath", submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}))
+            for _ in range(8)
+        ]
+        tasks += [
+            ("lbe", submit("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B04", "B03", "B02"], "geometry": GEOMETRY}))
+            for _ in range(4)
+        ]
+        tasks += [
+            ("jpeg", submit("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "png"}))
+            for _ in range(4)
+        ]
+        tasks += [
+            (
+                "mt_stats",
+                submit(
+                    "mt_stats",
+                    {
+                        "date_start": "2023-01-01",
+                        "date_end": "2023-12-31",
+                        "bm_type": "NDVI",
+                        "geometry": field,
+                        "sensors": ["sentinel2l2a", "landsat8"],
+                    },
+                ),
+            )
+            for _ in range(4)
+        ]
         answers = {task_id: wait(task_id) for _, task_id in tasks}
 
         expected_rgb = [read_polygon(CROP_DIR / f"{b}.tif", TRIANGLE)[0] for b in ("B04", "B03", "B02")]
@@ -226,16 +309,23 @@ def check_scheduled_monitoring(api: str, s3) -> None:
     deadline = time.monotonic() + 120
     runs = []
     while time.monotonic() < deadline and not runs:
-        runs = httpx.post(f"{api}/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment["id"]]}},
-                                                           "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
-                                                           "sort": "EXPECTED_START_TIME_ASC"}).json()
+        runs = httpx.post(
+            f"{api}/flow_runs/filter",
+            json={
+                "deployments": {"id": {"any_": [deployment["id"]]}},
+                "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+                "sort": "EXPECTED_START_TIME_ASC",
+            },
+        ).json()
         time.sleep(2)
     assert runs, "the scheduler made no runs"
     run = runs[0]
     assert run["auto_scheduled"] is True
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    r = httpx.post(f"{api}/flow_runs/{run['id']}/set_state", json={"state": {"type": "SCHEDULED", "name": "Scheduled",
-                   "state_details": {"scheduled_time": now}}, "force": True})
+    r = httpx.post(
+        f"{api}/flow_runs/{run['id']}/set_state",
+        json={"state": {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": now}}, "force": True},
+    )
     assert r.status_code in (200, 201), r.text
     deadline = time.monotonic() + 240
     state = None
@@ -245,7 +335,9 @@ def check_scheduled_monitoring(api: str, s3) -> None:
             break
         time.sleep(2)
     assert state == "COMPLETED", state
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results", Prefix="prod/monitoring/demo-field/").get("Contents", [])]
+    keys = [
+        o["Key"] for o in s3.list_objects_v2(Bucket="eotasks-results", Prefix="prod/monitoring/demo-field/").get("Contents", [])
+    ]
     [answer_key] = [k for k in keys if k.endswith(".json")]
     kept = json.loads(s3.get_object(Bucket="eotasks-results", Key=answer_key)["Body"].read())
     assert len(kept["result"]) == 10 and kept["params"]["date_end"] == "2023-12-31"
@@ -265,33 +357,72 @@ def test_production_survives_a_killed_worker_and_a_restarted_server(databases, t
     generate_demo(tmp_path / "demo", s2_scenes=6, landsat_scenes=4, url=app_url)
     key, _ = create_api_key("faults", url=app_url)
     prefect_port, gateway_port = free_port(), free_port()
-    env = service_env(tmp_path, prefect_port, {
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
-        "EOTASKS_DATABASE_URL": app_url, "EOTASKS_CODE_DIR": str(REPO), "EOTASKS_PORT": str(gateway_port),
-        "EOTASKS_STORE_URL": str(tmp_path / "results"), "EOTASKS_STALE_PENDING_S": "20", "EOTASKS_STALE_HEARTBEAT_S": "45",
-        "EOTASKS_RATE_LIMIT_PER_MINUTE": "0",
-    })
+    env = service_env(
+        tmp_path,
+        prefect_port,
+        {
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
+            "EOTASKS_DATABASE_URL": app_url,
+            "EOTASKS_CODE_DIR": str(REPO),
+            "EOTASKS_PORT": str(gateway_port),
+            "EOTASKS_STORE_URL": str(tmp_path / "results"),
+            "EOTASKS_STALE_PENDING_S": "20",
+            "EOTASKS_STALE_HEARTBEAT_S": "45",
+            "EOTASKS_RATE_LIMIT_PER_MINUTE": "0",
+        },
+    )
     service = Service(env, tmp_path / "logs")
     bound_s = 300
     try:
         server = service.start_prefect_server(prefect_port, timeout=180)
-        for cmd in (["-m", "prefect", "work-pool", "create", "eotasks", "--type", "eotasks-warm"], ["-m", "prefect", "--no-prompt", "deploy", "--all"],
-                    ["-m", "eotasks.cli", "automations", "setup"]):
+        for cmd in (
+            ["-m", "prefect", "work-pool", "create", "eotasks", "--type", "eotasks-warm"],
+            ["-m", "prefect", "--no-prompt", "deploy", "--all"],
+            ["-m", "eotasks.cli", "automations", "setup"],
+        ):
             done = subprocess.run([sys.executable, *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
             assert done.returncode == 0, done.stdout + done.stderr
         for name in ("worker-a", "worker-b"):
-            service.start(name, [sys.executable, "-m", "prefect", "worker", "start", "--pool", "eotasks", "--type", "eotasks-warm",
-                                 "--limit", "4", "--name", name, "--install-policy", "never"])
+            service.start(
+                name,
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "worker",
+                    "start",
+                    "--pool",
+                    "eotasks",
+                    "--type",
+                    "eotasks-warm",
+                    "--limit",
+                    "4",
+                    "--name",
+                    name,
+                    "--install-policy",
+                    "never",
+                ],
+            )
             warm_forkserver_pid(tmp_path / "logs" / f"{name}.log")
         service.start_gateway("127.0.0.1", gateway_port)
         base = f"http://127.0.0.1:{gateway_port}"
         client = httpx.Client(timeout=30)
         field = demo_fields()[0]["geometry"]
-        bodies = [("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}),
-                  ("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B04", "B03", "B02"], "geometry": GEOMETRY}),
-                  ("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "png"}),
-                  ("mt_stats", {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": "NDVI", "geometry": field,
-                                "sensors": ["sentinel2l2a", "landsat8"]})]
+        bodies = [
+            ("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": GEOMETRY}),
+            ("lbe", {"view_id": SAMPLE_VIEW_ID, "bands": ["B04", "B03", "B02"], "geometry": GEOMETRY}),
+            ("jpeg", {"view_id": SAMPLE_VIEW_ID, "bm_type": "B04,B03,B02", "geometry": GEOMETRY, "format": "png"}),
+            (
+                "mt_stats",
+                {
+                    "date_start": "2023-01-01",
+                    "date_end": "2023-12-31",
+                    "bm_type": "NDVI",
+                    "geometry": field,
+                    "sensors": ["sentinel2l2a", "landsat8"],
+                },
+            ),
+        ]
         tasks = []
         for i in range(20):
             task_type, params = bodies[i % 4]
@@ -303,13 +434,17 @@ def test_production_survives_a_killed_worker_and_a_restarted_server(databases, t
             out = {}
             for t in tasks:
                 r = client.get(f"{base}/api/{t}", params={"api_key": key, "redirect": "false"})
-                out[t] = "unavailable" if r.status_code == 503 else ("finished" if "result" in r.json() else r.json().get("task_type"))
+                out[t] = (
+                    "unavailable" if r.status_code == 503 else ("finished" if "result" in r.json() else r.json().get("task_type"))
+                )
             return out
 
         api = env["PREFECT_API_URL"]
 
         def running_on(worker_name: str) -> list[str]:
-            runs = httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 200}).json()
+            runs = httpx.post(
+                f"{api}/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 200}
+            ).json()
             return [r["id"] for r in runs if (r.get("labels") or {}).get("prefect.worker.name") == worker_name]
 
         # The kill must strand work: wait until tasks are started and worker-a is running some of them.
@@ -340,8 +475,11 @@ def test_production_survives_a_killed_worker_and_a_restarted_server(databases, t
                 assert body["error"].endswith("please submit it again"), body
         assert len(finished) >= 18, seen
         # The runs the kill stranded were brought back by the automations, not ended some other way.
-        resubmitted = [r for r in stranded if any(st["name"] == "Resubmitted" for st in
-                                                  httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": r}).json())]
+        resubmitted = [
+            r
+            for r in stranded
+            if any(st["name"] == "Resubmitted" for st in httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": r}).json())
+        ]
         assert resubmitted, stranded
         for t in finished:  # and what they finished with is real: a file to download, or statistics
             r = client.get(f"{base}/api/{t}", params={"api_key": key})
@@ -349,7 +487,9 @@ def test_production_survives_a_killed_worker_and_a_restarted_server(databases, t
                 assert client.get(r.headers["Location"]).status_code == 200
             else:
                 assert len(r.json()["result"]) == 10 and r.json()["errors"] == [], r.text
-        print(f"all 20 tasks ended {elapsed:.0f} s after the faults: {len(finished)} finished, {len(resubmitted)} of "
-              f"{len(stranded)} stranded runs resubmitted")
+        print(
+            f"all 20 tasks ended {elapsed:.0f} s after the faults: {len(finished)} finished, {len(resubmitted)} of "
+            f"{len(stranded)} stranded runs resubmitted"
+        )
     finally:
         service.stop(grace=5)

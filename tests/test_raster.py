@@ -25,13 +25,25 @@ TRIANGLE = Polygon([(-75.6595, 37.6985), (-75.6420, 37.6960), (-75.6500, 37.7160
 
 
 def assets(scale=1e-4, offset=0.0):
-    return {b: Asset(str(CROP_DIR / f"{b}.tif"), S2.band(b).resolution, scale, offset, 0) for b in ("B02", "B03", "B04", "B08", "B05", "B11", "B01")}
+    return {
+        b: Asset(str(CROP_DIR / f"{b}.tif"), S2.band(b).resolution, scale, offset, 0)
+        for b in ("B02", "B03", "B04", "B08", "B05", "B11", "B01")
+    }
 
 
 def written(raster: Raster) -> np.ndarray:
     """What the bandmath file holds: the raster written as a Float32 COG, read back."""
-    with MemoryFile(cog_bytes(np.where(np.isnan(raster.values), NODATA, raster.values).astype(np.float32), raster.grid.crs,
-                              raster.grid.transform, NODATA)) as mem, mem.open() as ds:
+    with (
+        MemoryFile(
+            cog_bytes(
+                np.where(np.isnan(raster.values), NODATA, raster.values).astype(np.float32),
+                raster.grid.crs,
+                raster.grid.transform,
+                NODATA,
+            )
+        ) as mem,
+        mem.open() as ds,
+    ):
         return ds.read()
 
 
@@ -74,11 +86,23 @@ def test_reflectance_scaling_l1c_l2a_and_landsat():
 
     dn = np.array([[0, 1000, 2500]], dtype=np.uint16)
     path = Path(tempfile.mkdtemp()) / "B04.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=3, height=1, count=1, dtype="uint16", crs="EPSG:32618",
-                       transform=Affine(10, 0, 440000, 0, -10, 4170000)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=3,
+        height=1,
+        count=1,
+        dtype="uint16",
+        crs="EPSG:32618",
+        transform=Affine(10, 0, 440000, 0, -10, 4170000),
+    ) as dst:
         dst.write(dn, 1)
-    for scale, offset, expected in [(1e-4, 0.0, dn / 10000), (1e-4, -0.1, (dn.astype(float) - 1000) / 10000),
-                                    (2.75e-5, -0.2, dn * 0.0000275 - 0.2)]:
+    for scale, offset, expected in [
+        (1e-4, 0.0, dn / 10000),
+        (1e-4, -0.1, (dn.astype(float) - 1000) / 10000),
+        (2.75e-5, -0.2, dn * 0.0000275 - 0.2),
+    ]:
         values = read_aoi({"B04": Asset(str(path), 10, scale, offset, None)}, ["B04"], None, mask_outside=False).band("B04")
         np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-15)
     with_nodata = read_aoi({"B04": Asset(str(path), 10, 1e-4, 0.0, 0)}, ["B04"], None, mask_outside=False).band("B04")
@@ -90,7 +114,9 @@ def test_nodata_and_division_by_zero_give_nodata_never_inf():
     values = cropped.values.copy()
     values[0, 0, :3] = [np.nan, 5e-4, 50e-4]  # B04 nodata, then reflectance
     values[1, 0, :3] = [100e-4, 5e-4, 5e-4]
-    out = written(cropped.replace(values=values).evaluate(compile_expressions("B08 / (B08 - B04), log(B04 - B08)", S2), np.float32))
+    out = written(
+        cropped.replace(values=values).evaluate(compile_expressions("B08 / (B08 - B04), log(B04 - B08)", S2), np.float32)
+    )
     assert out[0, 0, 0] == NODATA  # B04 nodata
     assert out[0, 0, 1] == NODATA  # 5 / 0
     assert out[1, 0, 2] == pytest.approx(np.log(0.0045), rel=1e-6) and out[1, 0, 1] == NODATA  # log(0) = -inf
@@ -150,8 +176,15 @@ def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
     coarse = rng.integers(1000, 4000, (20, 20)).astype(np.uint16)
     crs, x0, y0 = "EPSG:32632", 500000.0, 5000000.0
     for name, data, res in (("B05", fine, 10.0), ("B11", coarse, 20.0)):
-        profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1, "dtype": "uint16", "crs": crs,
-                   "transform": Affine(res, 0, x0, 0, -res, y0)}
+        profile = {
+            "driver": "GTiff",
+            "width": data.shape[1],
+            "height": data.shape[0],
+            "count": 1,
+            "dtype": "uint16",
+            "crs": crs,
+            "transform": Affine(res, 0, x0, 0, -res, y0),
+        }
         if tagged:
             profile["nodata"] = 0
         with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
@@ -166,7 +199,7 @@ def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
     col0 = int(round((cropped.grid.transform.c - x0) / 20))
     row0 = int(round((y0 - cropped.grid.transform.f) / 20))
     h, w = cropped.grid.height, cropped.grid.width
-    blocks = fine[2 * row0:2 * (row0 + h), 2 * col0:2 * (col0 + w)].astype(np.float64).reshape(h, 2, w, 2)
+    blocks = fine[2 * row0 : 2 * (row0 + h), 2 * col0 : 2 * (col0 + w)].astype(np.float64).reshape(h, 2, w, 2)
     valid = blocks != 0
     counts = valid.sum(axis=(1, 3))
     expected = np.where(counts > 0, np.where(valid, blocks, 0).sum(axis=(1, 3)) / np.maximum(counts, 1), 0)
@@ -190,7 +223,11 @@ def test_a_merged_lbe_keeps_each_bands_nodata():
     from eotasks.raster.package import package, plan_groups
 
     grid = Grid("EPSG:32618", Affine(30, 0, 500000, 0, -30, 4000000), 4, 3)
-    data = {"B4": np.full((3, 4), 7000, np.uint16), "B5": np.full((3, 4), 9000, np.uint16), "QA_PIXEL": np.full((3, 4), 21824, np.uint16)}
+    data = {
+        "B4": np.full((3, 4), 7000, np.uint16),
+        "B5": np.full((3, 4), 9000, np.uint16),
+        "QA_PIXEL": np.full((3, 4), 21824, np.uint16),
+    }
     cropped = Raster.of_bands({b: v.astype(np.float32) for b, v in data.items()}, grid, {"dtypes": {b: "uint16" for b in data}})
     nodata = {"B4": 0, "B5": 0, "QA_PIXEL": 1}
     groups = plan_groups(["B4", "QA_PIXEL", "B5"], {b: 30.0 for b in data}, True, nodata)

@@ -13,7 +13,9 @@ from flows.recover import process_start, stop_first_process
 
 
 def sleeper() -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"]
+    )
     time.sleep(0.3)
     return proc
 

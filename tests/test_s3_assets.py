@@ -20,12 +20,18 @@ SMALL_AOI = Polygon([(-75.655, 37.700), (-75.648, 37.700), (-75.648, 37.705), (-
 @pytest.fixture
 def s3_assets(moto_s3, monkeypatch):
     proxy = CountingProxy(moto_s3)
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "EOTASKS_ASSETS_S3_ENDPOINT_URL": proxy.url}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "EOTASKS_ASSETS_S3_ENDPOINT_URL": proxy.url,
+    }.items():
         monkeypatch.setenv(k, v)
     reset_settings()
     gdal_options.cache_clear()
     aws_session_options.cache_clear()
-    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
     s3.create_bucket(Bucket="scenes")
     yield s3, proxy
     proxy.close()
@@ -49,8 +55,20 @@ def large_tiled_cogs(folder: Path, size: int = 4096) -> dict[str, Path]:
     for band, base in (("B04", 900), ("B08", 2600)):
         data = (base + 300 * np.sin(xx / 97) * np.cos(yy / 61) + rng.normal(0, 40, (size, size))).clip(1, 10000).astype(np.uint16)
         path = folder / f"{band}.tif"
-        with rasterio.open(path, "w", driver="COG", width=size, height=size, count=1, dtype="uint16", crs="EPSG:32618",
-                           transform=transform, nodata=0, blocksize=512, compress="DEFLATE") as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="COG",
+            width=size,
+            height=size,
+            count=1,
+            dtype="uint16",
+            crs="EPSG:32618",
+            transform=transform,
+            nodata=0,
+            blocksize=512,
+            compress="DEFLATE",
+        ) as dst:
             dst.write(data, 1)
         out[band] = path
     return out

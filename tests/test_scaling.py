@@ -26,8 +26,15 @@ T = Affine(10, 0, 440000, 0, -10, 4170000)
 def write_bands(folder, names_values: dict[str, int], res: float = 10.0, prefix: str = "") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, value in names_values.items():
-        profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "uint16", "crs": CRS,
-                   "transform": Affine(res, 0, 440000, 0, -res, 4170000)}
+        profile = {
+            "driver": "GTiff",
+            "width": 8,
+            "height": 8,
+            "count": 1,
+            "dtype": "uint16",
+            "crs": CRS,
+            "transform": Affine(res, 0, 440000, 0, -res, 4170000),
+        }
         with rasterio.open(folder / f"{prefix}{name}.TIF", "w", **profile) as dst:
             dst.write(np.full((8, 8), value, np.uint16), 1)
 
@@ -44,17 +51,29 @@ MTD = """<?xml version="1.0" encoding="UTF-8"?>
  <n1:General_Info><Product_Info><PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE></Product_Info>
  <Product_Image_Characteristics><QUANTIFICATION_VALUES_LIST><BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE>
  </QUANTIFICATION_VALUES_LIST>{offsets}</Product_Image_Characteristics></n1:General_Info></n1:Level-2A_User_Product>"""
-OFFSETS = "<BOA_ADD_OFFSET_VALUES_LIST>" + "".join(f'<BOA_ADD_OFFSET band_id="{i}">-1000</BOA_ADD_OFFSET>' for i in range(13)) + "</BOA_ADD_OFFSET_VALUES_LIST>"
+OFFSETS = (
+    "<BOA_ADD_OFFSET_VALUES_LIST>"
+    + "".join(f'<BOA_ADD_OFFSET band_id="{i}">-1000</BOA_ADD_OFFSET>' for i in range(13))
+    + "</BOA_ADD_OFFSET_VALUES_LIST>"
+)
 
 
-@pytest.mark.parametrize(("how", "date", "metadata", "expected"), [
-    # N = 3000, R = 1000 DN. Before baseline 04.00 there is no offset: (0.3 - 0.1) / (0.3 + 0.1) = 0.5.
-    ("metadata 02.09", dt.date(2021, 6, 1), MTD.format(baseline="02.09", offsets=""), 0.5),
-    ("metadata 04.00", dt.date(2021, 6, 1), MTD.format(baseline="04.00", offsets=OFFSETS), 1.0),  # reprocessed: (0.2 - 0) / 0.2
-    ("metadata 05.09", dt.date(2023, 6, 1), MTD.format(baseline="05.09", offsets=OFFSETS), 1.0),
-    ("date before 25 Jan 2022", dt.date(2021, 6, 1), None, 0.5),
-    ("date after", dt.date(2022, 6, 1), None, 1.0),
-])
+@pytest.mark.parametrize(
+    ("how", "date", "metadata", "expected"),
+    [
+        # N = 3000, R = 1000 DN. Before baseline 04.00 there is no offset: (0.3 - 0.1) / (0.3 + 0.1) = 0.5.
+        ("metadata 02.09", dt.date(2021, 6, 1), MTD.format(baseline="02.09", offsets=""), 0.5),
+        (
+            "metadata 04.00",
+            dt.date(2021, 6, 1),
+            MTD.format(baseline="04.00", offsets=OFFSETS),
+            1.0,
+        ),  # reprocessed: (0.2 - 0) / 0.2
+        ("metadata 05.09", dt.date(2023, 6, 1), MTD.format(baseline="05.09", offsets=OFFSETS), 1.0),
+        ("date before 25 Jan 2022", dt.date(2021, 6, 1), None, 0.5),
+        ("date after", dt.date(2022, 6, 1), None, 1.0),
+    ],
+)
 def test_sentinel2_l2a_offset_follows_the_processing_baseline(tmp_path, sqlite_url, how, date, metadata, expected):
     folder = tmp_path / "scene"
     write_bands(folder, {"B04": 1000, "B08": 3000})
@@ -97,7 +116,10 @@ def test_landsat_c2_level1_is_toa_reflectance(tmp_path, sqlite_url, with_mtl):
     red, nir = 10000 * 2e-5 - 0.1, 30000 * 2e-5 - 0.1
     assert ndvi_of(record) == pytest.approx((nir - red) / (nir + red), abs=1e-12)
     if with_mtl:
-        assert record.assets["B10"]["unit"] == "radiance" and record.assets["B10"]["constants"] == {"K1": 774.8853, "K2": 1321.0789}
+        assert record.assets["B10"]["unit"] == "radiance" and record.assets["B10"]["constants"] == {
+            "K1": 774.8853,
+            "K2": 1321.0789,
+        }
         assert (record.assets["B10"]["scale"], record.assets["B10"]["offset"]) == (3.342e-4, 0.1)
 
 
@@ -118,9 +140,15 @@ def test_earth_search_landsat_c2_l2_qa_pixel_is_the_mask_and_qa_is_not():
     def asset(href, scale=None, offset=None, unit=None):
         bands = {k: v for k, v in {"scale": scale, "offset": offset, "unit": unit, "nodata": 0}.items() if v is not None}
         return pystac.Asset(href, extra_fields={"raster:bands": [bands]})
-    item = pystac.Item(L2_ID, {"type": "Polygon", "coordinates": [[[-76, 37], [-75, 37], [-75, 38], [-76, 38], [-76, 37]]]}, None,
-                       dt.datetime(2023, 6, 15, 15, 50, tzinfo=dt.timezone.utc), {"platform": "landsat-8", "proj:code": CRS},
-                       collection="landsat-c2-l2")
+
+    item = pystac.Item(
+        L2_ID,
+        {"type": "Polygon", "coordinates": [[[-76, 37], [-75, 37], [-75, 38], [-76, 38], [-76, 37]]]},
+        None,
+        dt.datetime(2023, 6, 15, 15, 50, tzinfo=dt.timezone.utc),
+        {"platform": "landsat-8", "proj:code": CRS},
+        collection="landsat-c2-l2",
+    )
     item.add_asset("red", asset("s3://b/red.TIF", 2.75e-5, -0.2))
     item.add_asset("lwir11", asset("s3://b/lwir11.TIF", 0.00341802, 149.0, "kelvin"))
     item.add_asset("qa_pixel", asset("s3://b/qa_pixel.TIF"))
@@ -219,7 +247,10 @@ def test_landsat_c2_level2_folder_with_a_real_mtl_gets_surface_reflectance(tmp_p
     (folder / f"{L2_ID}_MTL.{form}").write_text(MTL_L2 if form == "txt" else _mtl_json(MTL_L2))
     record = ingest_folder(folder, "landsat8", view_id=f"L8/{L2_ID}", url=sqlite_url)
     assert (record.assets["B4"]["scale"], record.assets["B4"]["offset"]) == (2.75e-5, -0.2)
-    assert record.assets["B10"]["unit"] == "kelvin" and (record.assets["B10"]["scale"], record.assets["B10"]["offset"]) == (0.00341802, 149.0)
+    assert record.assets["B10"]["unit"] == "kelvin" and (record.assets["B10"]["scale"], record.assets["B10"]["offset"]) == (
+        0.00341802,
+        149.0,
+    )
     [program] = compile_expressions("B4", SENSORS["landsat8"])
     values = read_aoi(scene_assets(record), ["B4"], None, mask_outside=False).evaluate([program]).values[0]
     assert values[0, 0] == pytest.approx(0.35, abs=1e-12)  # 20000 x 2.75e-5 - 0.2, not Level-1's 0.30

@@ -28,7 +28,11 @@ L8_KEYS = {"B2": "blue", "B4": "red", "B5": "nir08", "QA_PIXEL": "qa_pixel"}
 
 @pytest.fixture
 def scenes_on_s3(moto_s3, tmp_path, monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "EOTASKS_ASSETS_S3_ENDPOINT_URL": moto_s3}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "EOTASKS_ASSETS_S3_ENDPOINT_URL": moto_s3,
+    }.items():
         monkeypatch.setenv(k, v)
     reset_settings()
     gdal_options.cache_clear()
@@ -36,7 +40,9 @@ def scenes_on_s3(moto_s3, tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'local.db'}"
     init_db(url)
     local = generate_demo(tmp_path / "demo", s2_scenes=1, landsat_scenes=1, url=url)
-    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
     s3.create_bucket(Bucket="stac-scenes")
     remote = [upload_scene(s3, "stac-scenes", r.scene_id, r.assets) for r in local]
     yield local, remote
@@ -49,15 +55,38 @@ def stac_items(local, remote) -> list[pystac.Item]:
     items = []
     for record, assets in zip(local, remote):
         s2 = record.sensor == "sentinel2l2a"
-        item_id = f"S2B_18SVG_{record.date:%Y%m%d}_0_L2A" if s2 else record.scene_id.replace(
-            f"_{(record.date + dt.timedelta(days=9)):%Y%m%d}", "")  # Earth Search drops the processing date
-        item = pystac.Item(item_id, record.footprint, None, dt.datetime.combine(record.date, dt.time(15, 50), dt.timezone.utc),
-                           {"platform": "sentinel-2b" if s2 else "landsat-8", "eo:cloud_cover": record.cloud_cover, "proj:code": "EPSG:32618"},
-                           collection="sentinel-2-l2a" if s2 else "landsat-c2-l2")
+        item_id = (
+            f"S2B_18SVG_{record.date:%Y%m%d}_0_L2A"
+            if s2
+            else record.scene_id.replace(f"_{(record.date + dt.timedelta(days=9)):%Y%m%d}", "")
+        )  # Earth Search drops the processing date
+        item = pystac.Item(
+            item_id,
+            record.footprint,
+            None,
+            dt.datetime.combine(record.date, dt.time(15, 50), dt.timezone.utc),
+            {"platform": "sentinel-2b" if s2 else "landsat-8", "eo:cloud_cover": record.cloud_cover, "proj:code": "EPSG:32618"},
+            collection="sentinel-2-l2a" if s2 else "landsat-c2-l2",
+        )
         for band, key in (S2_KEYS if s2 else L8_KEYS).items():
             spec = assets[band]
-            item.add_asset(key, pystac.Asset(spec["href"], media_type=pystac.MediaType.COG, extra_fields={"raster:bands": [
-                {"scale": spec["scale"], "offset": spec["offset"], "nodata": spec["nodata"], "spatial_resolution": spec["resolution"]}]}))
+            item.add_asset(
+                key,
+                pystac.Asset(
+                    spec["href"],
+                    media_type=pystac.MediaType.COG,
+                    extra_fields={
+                        "raster:bands": [
+                            {
+                                "scale": spec["scale"],
+                                "offset": spec["offset"],
+                                "nodata": spec["nodata"],
+                                "spatial_resolution": spec["resolution"],
+                            }
+                        ]
+                    },
+                ),
+            )
         items.append(item)
     return items
 
@@ -75,8 +104,10 @@ def check_ingested(records, local) -> None:
     field = shape(demo_fields()[0]["geometry"])
     for record in records:
         twin = next(r for r in local if r.sensor == record.sensor)
-        assert aoi_statistics(record, ["NDVI"], field, StatsOptions()) | {"view_id": twin.view_id, "scene_id": twin.scene_id} == \
-            aoi_statistics(twin, ["NDVI"], field, StatsOptions())
+        assert aoi_statistics(record, ["NDVI"], field, StatsOptions()) | {
+            "view_id": twin.view_id,
+            "scene_id": twin.scene_id,
+        } == aoi_statistics(twin, ["NDVI"], field, StatsOptions())
 
 
 def test_static_catalog_with_s3_hrefs(scenes_on_s3, tmp_path):
@@ -108,10 +139,20 @@ def test_stac_api_search_with_pystac_client(scenes_on_s3, tmp_path):
 
         def do_GET(self):  # noqa: N802
             base = f"http://127.0.0.1:{self.server.server_port}"
-            self._json({"type": "Catalog", "id": "api", "description": "test", "stac_version": "1.0.0",
-                        "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
-                        "links": [{"rel": "self", "href": base + "/"}, {"rel": "root", "href": base + "/"},
-                                  {"rel": "search", "href": base + "/search", "method": "POST", "type": "application/geo+json"}]})
+            self._json(
+                {
+                    "type": "Catalog",
+                    "id": "api",
+                    "description": "test",
+                    "stac_version": "1.0.0",
+                    "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
+                    "links": [
+                        {"rel": "self", "href": base + "/"},
+                        {"rel": "root", "href": base + "/"},
+                        {"rel": "search", "href": base + "/search", "method": "POST", "type": "application/geo+json"},
+                    ],
+                }
+            )
 
         def do_POST(self):  # noqa: N802
             query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -127,12 +168,21 @@ def test_stac_api_search_with_pystac_client(scenes_on_s3, tmp_path):
     try:
         url = f"sqlite:///{tmp_path / 'api.db'}"
         init_db(url)
-        records, problems = ingest_stac_search(f"http://127.0.0.1:{server.server_port}/", ["sentinel-2-l2a", "landsat-c2-l2"],
-                                               bbox=[-75.46, 37.78, -75.40, 37.83], datetime="2023-01-01/2023-12-31", url=url)
+        records, problems = ingest_stac_search(
+            f"http://127.0.0.1:{server.server_port}/",
+            ["sentinel-2-l2a", "landsat-c2-l2"],
+            bbox=[-75.46, 37.78, -75.40, 37.83],
+            datetime="2023-01-01/2023-12-31",
+            url=url,
+        )
     finally:
         server.shutdown()
     assert problems == [] and len(records) == 2
-    assert seen and seen[0]["collections"] == ["sentinel-2-l2a", "landsat-c2-l2"] and seen[0]["bbox"] == [-75.46, 37.78, -75.40, 37.83]
+    assert (
+        seen
+        and seen[0]["collections"] == ["sentinel-2-l2a", "landsat-c2-l2"]
+        and seen[0]["bbox"] == [-75.46, 37.78, -75.40, 37.83]
+    )
     check_ingested(records, local)
 
 
@@ -146,9 +196,14 @@ def test_a_self_contained_catalogue_with_relative_hrefs(tmp_path, sqlite_url):
 
     [local] = generate_demo(tmp_path / "demo", s2_scenes=1, landsat_scenes=0, url=sqlite_url)
     catalog = pystac.Catalog("shipped", "a catalogue shipped as a folder")
-    item = pystac.Item(f"S2B_18SVG_{local.date:%Y%m%d}_0_L2A", local.footprint, None,
-                       dt.datetime.combine(local.date, dt.time(15, 50), dt.timezone.utc),
-                       {"platform": "sentinel-2b", "proj:code": "EPSG:32618"}, collection="sentinel-2-l2a")
+    item = pystac.Item(
+        f"S2B_18SVG_{local.date:%Y%m%d}_0_L2A",
+        local.footprint,
+        None,
+        dt.datetime.combine(local.date, dt.time(15, 50), dt.timezone.utc),
+        {"platform": "sentinel-2b", "proj:code": "EPSG:32618"},
+        collection="sentinel-2-l2a",
+    )
     catalog.add_item(item)
     out = tmp_path / "catalogue"
     catalog.normalize_hrefs(str(out))
@@ -157,8 +212,23 @@ def test_a_self_contained_catalogue_with_relative_hrefs(tmp_path, sqlite_url):
     for band, key in S2_KEYS.items():
         (item_dir / f"{band}.tif").write_bytes(open(local.assets[band]["href"], "rb").read())
         spec = local.assets[band]
-        item.add_asset(key, pystac.Asset(f"./{band}.tif", media_type=pystac.MediaType.COG, extra_fields={"raster:bands": [
-            {"scale": spec["scale"], "offset": spec["offset"], "nodata": spec["nodata"], "spatial_resolution": spec["resolution"]}]}))
+        item.add_asset(
+            key,
+            pystac.Asset(
+                f"./{band}.tif",
+                media_type=pystac.MediaType.COG,
+                extra_fields={
+                    "raster:bands": [
+                        {
+                            "scale": spec["scale"],
+                            "offset": spec["offset"],
+                            "nodata": spec["nodata"],
+                            "spatial_resolution": spec["resolution"],
+                        }
+                    ]
+                },
+            ),
+        )
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
     saved = json.loads((item_dir / f"{item.id}.json").read_text())
     assert saved["assets"]["red"]["href"] == "./B04.tif"  # what a shipped catalogue really holds

@@ -25,8 +25,21 @@ def large_scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("large-scene")
     rng = np.random.default_rng(3)
     data = rng.integers(200, 4000, (SIZE, SIZE), dtype=np.uint16)
-    with rasterio.open(folder / "B04.tif", "w", driver="GTiff", width=SIZE, height=SIZE, count=1, dtype="uint16", crs="EPSG:32618",
-                       transform=Affine(10, 0, 400000, 0, -10, 4200000), nodata=0, tiled=True, blockxsize=512, blockysize=512) as dst:
+    with rasterio.open(
+        folder / "B04.tif",
+        "w",
+        driver="GTiff",
+        width=SIZE,
+        height=SIZE,
+        count=1,
+        dtype="uint16",
+        crs="EPSG:32618",
+        transform=Affine(10, 0, 400000, 0, -10, 4200000),
+        nodata=0,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+    ) as dst:
         dst.write(data, 1)
     return folder
 
@@ -44,7 +57,7 @@ def test_ten_expressions_over_16_mpx_stay_within_the_estimate(large_scene, tmp_p
         from tasks.encode import NODATA
         from flows._common import programs_for
         from eotasks.raster.indices import bands_of
-        url = "sqlite:///{tmp_path / 'db.sqlite'}"
+        url = "sqlite:///{tmp_path / "db.sqlite"}"
         init_db(url)
         scene = ingest_folder("{large_scene}", "sentinel2", view_id="S2/18/S/VG/2020/6/15/0", url=url)
         params = BandmathParams(view_id="S2/18/S/VG/2020/6/15/0", bm_type="{TEN}")
@@ -52,7 +65,7 @@ def test_ten_expressions_over_16_mpx_stay_within_the_estimate(large_scene, tmp_p
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         [bands] = crop_scene(scene, params, [bands_of(programs)], "bandmath").rasters
         indices = bands.evaluate(programs, np.float32)
-        indices.to_cog(__import__("pathlib").Path("{tmp_path / 'out.tif'}"), dtype=np.float32, nodata=NODATA)
+        indices.to_cog(__import__("pathlib").Path("{tmp_path / "out.tif"}"), dtype=np.float32, nodata=NODATA)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         px = bands.grid.pixels
         print(json.dumps({{"mb": (peak - before) / 1024, "estimate_mb": (px * BYTES_VALUE + len(programs) * px * BYTES_OUTPUT) / MB,
@@ -90,15 +103,39 @@ def test_ten_expressions_over_a_whole_tile_are_refused_before_any_read(sqlite_ur
     reset_settings()
     try:
         bounds = (300000.0, 4090200.0, 409800.0, 4200000.0)
-        assets = {b: {"href": f"/nonexistent/{b}.tif", "resolution": 10.0, "scale": 1e-4, "offset": 0.0, "nodata": 0, "spectral": True,
-                      "unit": "reflectance"} for b in ("B04", "B08")}
-        upsert_scene(SceneRecord(view_id="S2/18/S/VG/2021/6/15/0", scene_id="S2A_tile_20210615_18SVG_0", sensor="sentinel2",
-                                 date=__import__("datetime").date(2021, 6, 15), crs="EPSG:32618", footprint=footprint_geojson(bounds, "EPSG:32618"), assets=assets))
+        assets = {
+            b: {
+                "href": f"/nonexistent/{b}.tif",
+                "resolution": 10.0,
+                "scale": 1e-4,
+                "offset": 0.0,
+                "nodata": 0,
+                "spectral": True,
+                "unit": "reflectance",
+            }
+            for b in ("B04", "B08")
+        }
+        upsert_scene(
+            SceneRecord(
+                view_id="S2/18/S/VG/2021/6/15/0",
+                scene_id="S2A_tile_20210615_18SVG_0",
+                sensor="sentinel2",
+                date=__import__("datetime").date(2021, 6, 15),
+                crs="EPSG:32618",
+                footprint=footprint_geojson(bounds, "EPSG:32618"),
+                assets=assets,
+            )
+        )
         key = create_api_key("memory")[0]
         with TestClient(create_app(FakeRuns())) as client:
+
             def post(bm_type: str):
-                return client.post("/api", params={"api_key": key}, json={
-                    "type": "bandmath", "params": {"view_id": "S2/18/S/VG/2021/6/15/0", "bm_type": bm_type}})
+                return client.post(
+                    "/api",
+                    params={"api_key": key},
+                    json={"type": "bandmath", "params": {"view_id": "S2/18/S/VG/2021/6/15/0", "bm_type": bm_type}},
+                )
+
             ten = post(TEN)
             assert ten.status_code == 400 and ten.json()["details"][0]["field"] == "params.bm_type", ten.text
             assert "MB in memory" in ten.json()["error"]

@@ -41,18 +41,37 @@ def test_scl_levels():
     assert list(cloudmask.usable("SCL", scl)) == [False, False] + [True] * 10
 
 
-@pytest.mark.parametrize("kind, bits, level, expected", [
-    # Collection 2 QA_PIXEL: confidence bits 8-9, dilated 1, cirrus 2, shadow 4
-    ("QA_PIXEL", 3 << 8, 1, True), ("QA_PIXEL", 2 << 8, 1, False), ("QA_PIXEL", 2 << 8, 2, True),
-    ("QA_PIXEL", 1 << 8, 2, False), ("QA_PIXEL", (1 << 8) | (1 << 2), 3, True), ("QA_PIXEL", (1 << 8) | (1 << 4), 3, True),
-    ("QA_PIXEL", (1 << 8) | (1 << 1), 3, True), ("QA_PIXEL", (1 << 8) | (1 << 4), 4, False), ("QA_PIXEL", (1 << 8) | (1 << 2), 4, True),
-    # Collection 1 BQA: cloud confidence 5-6, shadow confidence 7-8, cirrus confidence 11-12
-    ("BQA_C1", 3 << 5, 1, True), ("BQA_C1", 2 << 5, 1, False), ("BQA_C1", 2 << 5, 2, True), ("BQA_C1", 3 << 7, 3, True),
-    ("BQA_C1", 3 << 7, 4, False), ("BQA_C1", 3 << 11, 4, True), ("BQA_C1", 1 << 11, 4, False),
-    # pre-collection BQA: cloud confidence 14-15, cirrus confidence 12-13
-    ("BQA_PRE", 3 << 14, 1, True), ("BQA_PRE", 2 << 14, 1, False), ("BQA_PRE", 2 << 14, 2, True), ("BQA_PRE", 3 << 12, 2, False),
-    ("BQA_PRE", 3 << 12, 3, True), ("BQA_PRE", 2 << 12, 4, True), ("BQA_PRE", 1 << 12, 4, False),
-])
+@pytest.mark.parametrize(
+    "kind, bits, level, expected",
+    [
+        # Collection 2 QA_PIXEL: confidence bits 8-9, dilated 1, cirrus 2, shadow 4
+        ("QA_PIXEL", 3 << 8, 1, True),
+        ("QA_PIXEL", 2 << 8, 1, False),
+        ("QA_PIXEL", 2 << 8, 2, True),
+        ("QA_PIXEL", 1 << 8, 2, False),
+        ("QA_PIXEL", (1 << 8) | (1 << 2), 3, True),
+        ("QA_PIXEL", (1 << 8) | (1 << 4), 3, True),
+        ("QA_PIXEL", (1 << 8) | (1 << 1), 3, True),
+        ("QA_PIXEL", (1 << 8) | (1 << 4), 4, False),
+        ("QA_PIXEL", (1 << 8) | (1 << 2), 4, True),
+        # Collection 1 BQA: cloud confidence 5-6, shadow confidence 7-8, cirrus confidence 11-12
+        ("BQA_C1", 3 << 5, 1, True),
+        ("BQA_C1", 2 << 5, 1, False),
+        ("BQA_C1", 2 << 5, 2, True),
+        ("BQA_C1", 3 << 7, 3, True),
+        ("BQA_C1", 3 << 7, 4, False),
+        ("BQA_C1", 3 << 11, 4, True),
+        ("BQA_C1", 1 << 11, 4, False),
+        # pre-collection BQA: cloud confidence 14-15, cirrus confidence 12-13
+        ("BQA_PRE", 3 << 14, 1, True),
+        ("BQA_PRE", 2 << 14, 1, False),
+        ("BQA_PRE", 2 << 14, 2, True),
+        ("BQA_PRE", 3 << 12, 2, False),
+        ("BQA_PRE", 3 << 12, 3, True),
+        ("BQA_PRE", 2 << 12, 4, True),
+        ("BQA_PRE", 1 << 12, 4, False),
+    ],
+)
 def test_landsat_bit_layouts(kind, bits, level, expected):
     assert bool(cloudmask.flagged(kind, np.array([bits], np.uint16), level)[0]) is expected
 
@@ -95,8 +114,22 @@ def test_answer_shapes_flat_for_a_string_and_indexes_for_a_list(demo):
 
     flat = answer("NDVI")
     assert [r["date"] for r in flat["result"]] == sorted(r["date"] for r in flat["result"])
-    assert set(flat["result"][0]) == {"q1", "q3", "min", "p90", "max", "average", "median", "p10", "date", "scene_id", "variance",
-                                      "cloud", "std", "view_id"}
+    assert set(flat["result"][0]) == {
+        "q1",
+        "q3",
+        "min",
+        "p90",
+        "max",
+        "average",
+        "median",
+        "p10",
+        "date",
+        "scene_id",
+        "variance",
+        "cloud",
+        "std",
+        "view_id",
+    }
     listed = answer(["NDVI"])
     assert set(listed["result"][0]["indexes"]) == {"NDVI"}
 
@@ -113,7 +146,9 @@ def test_search_sensors_dates_aoi_order_and_paging(demo):
     exact, found = search_scenes(dates=[(first, first)], url=url)
     assert found == 1 and exact[0].date == first  # inclusive on both ends
     page2, found = search_scenes(aoi=field, offset=3, limit=3, newest_first=False, url=url)
-    assert found == 10 and [r.view_id for r in page2] == [r.view_id for r in sorted(records, key=lambda r: (r.date, r.view_id))][3:6]
+    assert (
+        found == 10 and [r.view_id for r in page2] == [r.view_id for r in sorted(records, key=lambda r: (r.date, r.view_id))][3:6]
+    )
     far = shape({"type": "Polygon", "coordinates": [[[10, 10], [10.1, 10], [10.1, 10.1], [10, 10]]]})
     assert search_scenes(aoi=far, url=url)[1] == 0
     assert search_scenes(dates=[(dt.date(2030, 1, 1), None)], url=url)[1] == 0

@@ -39,8 +39,14 @@ def service_processes(marker: str) -> list[int]:
 
 def up_env(data_dir: Path, port: int, prefect_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EOTASKS_", "PREFECT_"))}
-    env.update({"EOTASKS_DATA_DIR": str(data_dir), "EOTASKS_PORT": str(port), "EOTASKS_PREFECT_PORT": str(prefect_port),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    env.update(
+        {
+            "EOTASKS_DATA_DIR": str(data_dir),
+            "EOTASKS_PORT": str(port),
+            "EOTASKS_PREFECT_PORT": str(prefect_port),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+    )
     return env
 
 
@@ -53,8 +59,13 @@ def test_a_busy_port_is_refused_naming_the_variable(tmp_path, which):
         busy = taken.getsockname()[1]
         port, prefect_port = (busy, free_port()) if which == "EOTASKS_PORT" else (free_port(), busy)
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "eotasks.cli", "up"], env=up_env(tmp_path / "data", port, prefect_port),
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "eotasks.cli", "up"],
+            env=up_env(tmp_path / "data", port, prefect_port),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 1, done.stderr[-2000:]
         assert f"port {busy} on 127.0.0.1 is already in use" in done.stderr and f"{which}=" in done.stderr, done.stderr[-2000:]
         assert "eotasks is up" not in done.stdout and time.monotonic() - started < 60
@@ -71,8 +82,14 @@ def test_a_stopped_service_leaves_no_process(tmp_path):
     data_dir = tmp_path / "data"
     marker = f"EOTASKS_DATA_DIR={data_dir}"
     port, prefect_port = free_port(), free_port()
-    up = subprocess.Popen([sys.executable, "-m", "eotasks.cli", "up"], env=up_env(data_dir, port, prefect_port), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "eotasks.cli", "up"],
+        env=up_env(data_dir, port, prefect_port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(up.stdout.readline, "")), daemon=True).start()
     try:
@@ -82,11 +99,27 @@ def test_a_stopped_service_leaves_no_process(tmp_path):
             time.sleep(0.5)
         key = re.search(r"apk\.[0-9a-f]{64}", "".join(lines)).group(0)
         base = f"http://127.0.0.1:{port}"
-        field = {"type": "Polygon", "coordinates": [[[-75.4285, 37.8189], [-75.4285, 37.8223], [-75.4544, 37.8222], [-75.4544, 37.8188],
-                                                     [-75.4285, 37.8189]]]}
-        busy = httpx.post(f"{base}/api", params={"api_key": key}, timeout=30, json={
-            "type": "mt_stats", "params": {"date_start": "2023-01-01", "date_end": "2023-12-31", "bm_type": ["NDVI", "EVI", "NDWI"],
-                                           "geometry": field, "percentiles": [5, 50, 95]}})
+        field = {
+            "type": "Polygon",
+            "coordinates": [
+                [[-75.4285, 37.8189], [-75.4285, 37.8223], [-75.4544, 37.8222], [-75.4544, 37.8188], [-75.4285, 37.8189]]
+            ],
+        }
+        busy = httpx.post(
+            f"{base}/api",
+            params={"api_key": key},
+            timeout=30,
+            json={
+                "type": "mt_stats",
+                "params": {
+                    "date_start": "2023-01-01",
+                    "date_end": "2023-12-31",
+                    "bm_type": ["NDVI", "EVI", "NDWI"],
+                    "geometry": field,
+                    "percentiles": [5, 50, 95],
+                },
+            },
+        )
         assert busy.status_code == 202, busy.text
         deadline = time.monotonic() + 60
         while httpx.get(f"{base}/api/{busy.json()['task_id']}", params={"api_key": key}).json().get("task_type") == "created":

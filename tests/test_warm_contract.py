@@ -73,7 +73,7 @@ def test_scheduled_runs_emit_an_event_related_to_their_work_pool():
     from prefect.server.models import events
 
     source = inspect.getsource(events)
-    assert 'f"prefect.{kind}.{data[\'id\']}"' in source and '"work-pool": (' in source
+    assert "f\"prefect.{kind}.{data['id']}\"" in source and '"work-pool": (' in source
 
 
 def test_base_worker_hooks_we_use():
@@ -84,8 +84,11 @@ def test_base_worker_hooks_we_use():
 
 def test_forkserver_internals_our_launch_copies():
     source = inspect.getsource(popen_forkserver.Popen._launch)
-    for fragment in ("spawn.get_preparation_data(process_obj._name)", "forkserver.connect_to_new_process(self._fds)",
-                     "forkserver.read_signed(self.sentinel)"):
+    for fragment in (
+        "spawn.get_preparation_data(process_obj._name)",
+        "forkserver.connect_to_new_process(self._fds)",
+        "forkserver.read_signed(self.sentinel)",
+    ):
         assert fragment in source
     assert hasattr(multiprocessing.forkserver._forkserver, "_forkserver_pid")
 

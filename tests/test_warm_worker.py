@@ -40,15 +40,39 @@ class WarmPool:
         self.client = httpx.Client(timeout=30)
 
     def start(self) -> None:
-        created = subprocess.run([sys.executable, "-m", "prefect", "work-pool", "create", POOL, "--type", "eotasks-warm"], cwd=REPO,
-                                 env=self.env, capture_output=True, text=True, timeout=120)
+        created = subprocess.run(
+            [sys.executable, "-m", "prefect", "work-pool", "create", POOL, "--type", "eotasks-warm"],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert created.returncode == 0, created.stdout + created.stderr
         self.deploy()
-        self.service.start("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "eotasks-warm",
-                                      "--limit", "4", "--name", "warm-a", "--install-policy", "never"])
+        self.service.start(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "worker",
+                "start",
+                "--pool",
+                POOL,
+                "--type",
+                "eotasks-warm",
+                "--limit",
+                "4",
+                "--name",
+                "warm-a",
+                "--install-policy",
+                "never",
+            ],
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if (m := re.search(r"warm forkserver ready \(pid (\d+)\)", self.log.read_text() if self.log.exists() else "")):
+            if m := re.search(r"warm forkserver ready \(pid (\d+)\)", self.log.read_text() if self.log.exists() else ""):
                 self.forkserver_pid = int(m.group(1))
                 return
             time.sleep(0.5)
@@ -63,8 +87,9 @@ class WarmPool:
 
         with temporary_settings(updates={PREFECT_API_URL: self.api}):
             for f in (noop, sleeper, suicide, overrun, late_import):
-                f.to_deployment(name="warm", entrypoint_type=EntrypointType.MODULE_PATH,
-                                job_variables={"working_dir": str(REPO)}).apply(work_pool_name=POOL)
+                f.to_deployment(
+                    name="warm", entrypoint_type=EntrypointType.MODULE_PATH, job_variables={"working_dir": str(REPO)}
+                ).apply(work_pool_name=POOL)
 
     def call(self, method: str, path: str, **kwargs) -> httpx.Response:
         """As Prefect's own client does: retry a 503 (SQLite's "database is locked" under writes)."""
@@ -72,7 +97,7 @@ class WarmPool:
             r = self.client.request(method, f"{self.api}{path}", **kwargs)
             if r.status_code != 503:
                 return r
-            time.sleep(min(0.1 * 2 ** attempt, 2))
+            time.sleep(min(0.1 * 2**attempt, 2))
         return r
 
     def create(self, flow_name: str, **parameters) -> str:
@@ -96,8 +121,12 @@ class WarmPool:
         raise TimeoutError(f"{run_id} is still {run['state']['type']}")
 
     def logs(self, run_id: str) -> list[str]:
-        return [entry["message"] for entry in self.call("POST", "/logs/filter", json={
-            "logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}).json()]
+        return [
+            entry["message"]
+            for entry in self.call(
+                "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}
+            ).json()
+        ]
 
     def stop(self) -> None:
         self.client.close()
@@ -184,7 +213,9 @@ def test_a_child_that_dies_ends_crashed_with_its_code(warm, how, code):
     run_id = warm.create("probe-suicide", how=how)
     run = warm.wait(run_id)
     assert run["state"]["type"] == "CRASHED", run["state"]
-    assert f"status code: {code}" in run["state"]["message"] or f"status code {code}" in run["state"]["message"], run["state"]["message"]
+    assert f"status code: {code}" in run["state"]["message"] or f"status code {code}" in run["state"]["message"], run["state"][
+        "message"
+    ]
     deadline = time.monotonic() + 20
     while not (warm.markers / f"crashed-{run_id}").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -203,7 +234,10 @@ def test_a_run_over_its_time_limit_fails_with_a_clear_message(warm):
     assert run["state"]["message"] == "Flow run exceeded timeout of 2.0 second(s)"
     from eotasks.answers import failure_message
 
-    assert failure_message("FAILED", run["state"]["message"]) == "The task did not finish within its time limit of 2.0 s and was stopped"
+    assert (
+        failure_message("FAILED", run["state"]["message"])
+        == "The task did not finish within its time limit of 2.0 s and was stopped"
+    )
 
 
 def test_kill_infrastructure_stops_a_child_by_its_id(tmp_path):
@@ -214,7 +248,9 @@ def test_kill_infrastructure_stops_a_child_by_its_id(tmp_path):
 
     worker = WarmProcessWorker(work_pool_name="unused")
     config = ProcessJobConfiguration(command=None)
-    child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]
+    )
     try:
         time.sleep(0.5)
         started = time.monotonic()

@@ -18,6 +18,7 @@ def _marker(name: str):
     def hook(flow, flow_run, state) -> None:  # noqa: ANN001 (Prefect calls hooks with these names)
         folder = Path(flow_run.parameters["marker_dir"])
         (folder / f"{name}-{flow_run.id}").write_text(f"{state.type.value} {state.message or ''}")
+
     return hook
 
 

@@ -46,13 +46,29 @@ _WATER = np.array([0.07, 0.065, 0.05, 0.03, 0.02, 0.015, 0.012, 0.01, 0.01, 0.00
 _CLOUD = np.array([0.55, 0.56, 0.57, 0.58, 0.59, 0.60, 0.60, 0.61, 0.61, 0.55, 0.42, 0.33, 0.30, 0.58])
 
 S2_BANDS = {  # band -> (resolution, spectrum key)
-    "B01": (60, "coastal"), "B02": (10, "blue"), "B03": (10, "green"), "B04": (10, "red"),
-    "B05": (20, "re1"), "B06": (20, "re2"), "B07": (20, "re3"), "B08": (10, "nir"), "B8A": (20, "nir08"),
-    "B09": (60, "wv"), "B11": (20, "swir1"), "B12": (20, "swir2"),
+    "B01": (60, "coastal"),
+    "B02": (10, "blue"),
+    "B03": (10, "green"),
+    "B04": (10, "red"),
+    "B05": (20, "re1"),
+    "B06": (20, "re2"),
+    "B07": (20, "re3"),
+    "B08": (10, "nir"),
+    "B8A": (20, "nir08"),
+    "B09": (60, "wv"),
+    "B11": (20, "swir1"),
+    "B12": (20, "swir2"),
 }
 L8_BANDS = {
-    "B1": (30, "coastal"), "B2": (30, "blue"), "B3": (30, "green"), "B4": (30, "red"), "B5": (30, "nir"),
-    "B6": (30, "swir1"), "B7": (30, "swir2"), "B8": (15, "pan"), "B9": (30, "cirrus"),
+    "B1": (30, "coastal"),
+    "B2": (30, "blue"),
+    "B3": (30, "green"),
+    "B4": (30, "red"),
+    "B5": (30, "nir"),
+    "B6": (30, "swir1"),
+    "B7": (30, "swir2"),
+    "B8": (15, "pan"),
+    "B9": (30, "cirrus"),
 }
 
 # Land cover classes of the truth raster.
@@ -90,8 +106,13 @@ def _landscape(n: int = N, seed: int = 7) -> Landscape:
             cover[r0 + 2 : r1 - 2, c0 + 2 : c1 - 2] = classes[pid]
             parcel[r0:r1, c0:c1] = pid
             x0, y0 = ORIGIN[0] + c0 * BASE, ORIGIN[1] - r0 * BASE
-            fields.append({"id": pid, "class": int(classes[pid]),
-                           "utm": box(x0 + 2 * BASE, ORIGIN[1] - (r1 - 2) * BASE, ORIGIN[0] + (c1 - 2) * BASE, y0 - 2 * BASE)})
+            fields.append(
+                {
+                    "id": pid,
+                    "class": int(classes[pid]),
+                    "utm": box(x0 + 2 * BASE, ORIGIN[1] - (r1 - 2) * BASE, ORIGIN[0] + (c1 - 2) * BASE, y0 - 2 * BASE),
+                }
+            )
             pid += 1
     # A lake in the south-east and a meandering creek.
     yy, xx = np.mgrid[0:n, 0:n]
@@ -136,7 +157,9 @@ def _clouds(rng: np.random.Generator, day: int, n: int = N) -> tuple[np.ndarray,
     return c, shadow & (c < 0.2)
 
 
-def _truth(land: Landscape, fv: np.ndarray, cloud: np.ndarray, shadow: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _truth(
+    land: Landscape, fv: np.ndarray, cloud: np.ndarray, shadow: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     out = {}
     water = land.cover == WATER
     for k, key in enumerate(_KEYS):
@@ -200,17 +223,34 @@ def _qa_pixel(land: Landscape, cloud: np.ndarray, shadow: np.ndarray) -> np.ndar
     return qa
 
 
-def _record(view_id: str, scene_id: str, sensor: str, date: dt.date, cloud: float, assets: dict[str, Any], mask: str, size_m: int) -> SceneRecord:
+def _record(
+    view_id: str, scene_id: str, sensor: str, date: dt.date, cloud: float, assets: dict[str, Any], mask: str, size_m: int
+) -> SceneRecord:
     bounds = (ORIGIN[0], ORIGIN[1] - size_m, ORIGIN[0] + size_m, ORIGIN[1])
-    return SceneRecord(view_id=view_id, scene_id=scene_id, sensor=sensor, date=date, cloud_cover=round(cloud, 2), crs=CRS,
-                       footprint=footprint_geojson(bounds, CRS), assets=assets, mask_band=mask)
+    return SceneRecord(
+        view_id=view_id,
+        scene_id=scene_id,
+        sensor=sensor,
+        date=date,
+        cloud_cover=round(cloud, 2),
+        crs=CRS,
+        footprint=footprint_geojson(bounds, CRS),
+        assets=assets,
+        mask_band=mask,
+    )
 
 
 def demo_fields(size_m: int = SIZE_M) -> list[dict[str, Any]]:
     """The demo's parcels as GeoJSON Features in lon/lat (class 1 = crop, 2 = bare soil, 3 = forest)."""
     to_ll = Transformer.from_crs(CRS, 4326, always_xy=True).transform
-    return [{"type": "Feature", "properties": {"id": f["id"], "class": f["class"]},
-             "geometry": mapping(shapely.transform(f["utm"], to_ll, interleaved=False))} for f in _landscape(_pixels(size_m)).fields]
+    return [
+        {
+            "type": "Feature",
+            "properties": {"id": f["id"], "class": f["class"]},
+            "geometry": mapping(shapely.transform(f["utm"], to_ll, interleaved=False)),
+        }
+        for f in _landscape(_pixels(size_m)).fields
+    ]
 
 
 def generate_demo(
@@ -246,7 +286,9 @@ def generate_demo(
             for band, (res, key) in S2_BANDS.items():
                 dn = np.clip(np.round(_down(truth[key], res) * 10000 + 1000), 1, 65535).astype(np.uint16)
                 _write(folder / f"{band}.tif", dn, res)
-                assets[band] = asset_spec(str(folder / f"{band}.tif"), res, SENTINEL2_L2A.default_scale, SENTINEL2_L2A.default_offset, 0, True)
+                assets[band] = asset_spec(
+                    str(folder / f"{band}.tif"), res, SENTINEL2_L2A.default_scale, SENTINEL2_L2A.default_offset, 0, True
+                )
             scl = _scl(land, fv, cloud, shadow)
             scl20 = _sample(scl, 20)
             _write(folder / "SCL.tif", scl20, 20)
@@ -260,9 +302,13 @@ def generate_demo(
             folder.mkdir(parents=True, exist_ok=True)
             assets = {}
             for band, (res, key) in L8_BANDS.items():
-                dn = np.clip(np.round((_down(truth[key], res) - LANDSAT8.default_offset) / LANDSAT8.default_scale), 1, 65535).astype(np.uint16)
+                dn = np.clip(
+                    np.round((_down(truth[key], res) - LANDSAT8.default_offset) / LANDSAT8.default_scale), 1, 65535
+                ).astype(np.uint16)
                 _write(folder / f"{product}_{band}.TIF", dn, res)
-                assets[band] = asset_spec(str(folder / f"{product}_{band}.TIF"), res, LANDSAT8.default_scale, LANDSAT8.default_offset, 0, True)
+                assets[band] = asset_spec(
+                    str(folder / f"{product}_{band}.TIF"), res, LANDSAT8.default_scale, LANDSAT8.default_offset, 0, True
+                )
             # Surface temperature (Kelvin = DN * 0.00341802 + 149): warm soil, cool water and clouds.
             kelvin = _down(np.where(land.cover == WATER, 284.0, 300.0 - 12 * fv) * (1 - cloud) + 255.0 * cloud, 30)
             for band in ("B10", "B11"):
@@ -274,7 +320,9 @@ def generate_demo(
             _write(folder / f"{product}_QA_PIXEL.TIF", qa30, 30, nodata=1)
             assets["QA_PIXEL"] = asset_spec(str(folder / f"{product}_QA_PIXEL.TIF"), 30, 1.0, 0.0, 1, False)
             cover = float((((qa30 >> 3) & 1) | ((qa30 >> 2) & 1)).mean() * 100)
-            records.append(upsert_scene(_record(f"L8/{product}", product, "landsat8", date, cover, assets, "QA_PIXEL", size_m), url))
+            records.append(
+                upsert_scene(_record(f"L8/{product}", product, "landsat8", date, cover, assets, "QA_PIXEL", size_m), url)
+            )
         if progress:
             progress(done, total)
     return records

@@ -78,12 +78,14 @@ def parse_view_id(view_id: str) -> SceneId:
             raise ValueError(f"UTM zone {zone} is outside 1-60")
         # Canonical form: unpadded zone, month and day, as the reference API writes them.
         canonical = (
-            f"{m['prefix']}/{zone}/{m['band']}/{m['square']}/{int(m['year'])}/{int(m['month'])}/"
-            f"{int(m['day'])}/{int(m['seq'])}"
+            f"{m['prefix']}/{zone}/{m['band']}/{m['square']}/{int(m['year'])}/{int(m['month'])}/{int(m['day'])}/{int(m['seq'])}"
         )
         return SceneId(
-            sensor=sensor, date=_date(m["year"], m["month"], m["day"]), view_id=canonical,
-            tile=f"{zone:02d}{m['band']}{m['square']}", seq=int(m["seq"]),
+            sensor=sensor,
+            date=_date(m["year"], m["month"], m["day"]),
+            view_id=canonical,
+            tile=f"{zone:02d}{m['band']}{m['square']}",
+            seq=int(m["seq"]),
         )
     prefix, _, rest = view_id.partition("/")
     if prefix in ("L8", "L9") and rest:
@@ -109,16 +111,26 @@ def _parse_landsat(product: str) -> SceneId:
         except ValueError:
             raise ValueError(f"day of year {doy} is not valid in {year}") from None
         return SceneId(
-            sensor=sensor, date=date, view_id=f"{sensor.short}/{product}", product_id=product,
-            path=int(m["path"]), row=int(m["row"]), collection="pre",
+            sensor=sensor,
+            date=date,
+            view_id=f"{sensor.short}/{product}",
+            product_id=product,
+            path=int(m["path"]),
+            row=int(m["row"]),
+            collection="pre",
         )
     m = _LANDSAT_COLL.match(product)
     if m:
         sensor = SENSORS[f"landsat{m['sat']}"]
         d = m["date"]
         return SceneId(
-            sensor=sensor, date=_date(d[:4], d[4:6], d[6:]), view_id=f"{sensor.short}/{product}",
-            product_id=product, path=int(m["path"]), row=int(m["row"]), collection=m["collection"],
+            sensor=sensor,
+            date=_date(d[:4], d[4:6], d[6:]),
+            view_id=f"{sensor.short}/{product}",
+            product_id=product,
+            path=int(m["path"]),
+            row=int(m["row"]),
+            collection=m["collection"],
         )
     raise ValueError(f"{product!r} is neither a Landsat scene id (LC80290332017076LGN00) nor a product id")
 

@@ -33,7 +33,9 @@ def band_files(folder: Path, sensor: Sensor) -> dict[str, Path]:
 
 
 _S2_NAME = re.compile(r"T(?P<tile>\d{2}[C-HJ-NP-X][A-Z]{2})_(?P<date>\d{8})T\d{6}")
-_LANDSAT_NAME = re.compile(r"(L[COTEM]0[89]_L[12][A-Z]{2}_\d{6}_\d{8}_\d{8}_0[12]_(?:T1|T2|RT)|L[COTEM][89]\d{6}\d{7}[A-Z]{3}\d{2})")
+_LANDSAT_NAME = re.compile(
+    r"(L[COTEM]0[89]_L[12][A-Z]{2}_\d{6}_\d{8}_\d{8}_0[12]_(?:T1|T2|RT)|L[COTEM][89]\d{6}\d{7}[A-Z]{3}\d{2})"
+)
 
 
 def view_id_from_names(folder: Path, sensor: Sensor, date: dt.date | None) -> str | None:
@@ -44,8 +46,11 @@ def view_id_from_names(folder: Path, sensor: Sensor, date: dt.date | None) -> st
         return f"{sensor.short}/{m.group(1)}" if m else None
     m = _S2_NAME.search(names)
     if m:
-        return s2_view_id(m["tile"], dt.date(int(m["date"][:4]), int(m["date"][4:6]), int(m["date"][6:])),
-                          level="L1C" if sensor.name == "sentinel2" else "L2A")
+        return s2_view_id(
+            m["tile"],
+            dt.date(int(m["date"][:4]), int(m["date"][4:6]), int(m["date"][6:])),
+            level="L1C" if sensor.name == "sentinel2" else "L2A",
+        )
     return None
 
 
@@ -111,15 +116,26 @@ def ingest_folder(
             nodata = src.nodata if src.nodata is not None else sensor.default_nodata
         own = scaling.get(band) if info.spectral else None
         assets[band] = asset_spec(
-            str(path), resolution,
+            str(path),
+            resolution,
             scale if scale is not None else (own.scale if own else 1.0),
             offset if offset is not None else (own.offset if own else 0.0),
-            nodata, info.spectral, own.unit if own else None, own.extra if own else None,
+            nodata,
+            info.spectral,
+            own.unit if own else None,
+            own.extra if own else None,
         )
     metadata = {p.name: str(p) for p in sorted(folder.iterdir()) if _METADATA_FILE.search(p.name)}
     record = SceneRecord(
-        view_id=scene.view_id, scene_id=scene.scene_id(platform), sensor=sensor.name, date=scene.date,
-        cloud_cover=cloud_cover, crs=crs, footprint=footprint_geojson(bounds, crs), assets=assets, mask_band=next((b for b in (sensor.mask_band, "BQA") if b in assets), None),
+        view_id=scene.view_id,
+        scene_id=scene.scene_id(platform),
+        sensor=sensor.name,
+        date=scene.date,
+        cloud_cover=cloud_cover,
+        crs=crs,
+        footprint=footprint_geojson(bounds, crs),
+        assets=assets,
+        mask_band=next((b for b in (sensor.mask_band, "BQA") if b in assets), None),
         metadata_files=metadata,
     )
     return upsert_scene(record, url)

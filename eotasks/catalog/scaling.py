@@ -85,6 +85,7 @@ def parse_mtl(text: str) -> dict[str, dict[str, str]]:
     text = text.strip()
     groups: dict[str, dict[str, str]] = {}
     if text.startswith("{"):
+
         def walk(name: str, node: dict) -> None:
             own = groups.setdefault(name, {})
             for key, value in node.items():
@@ -92,6 +93,7 @@ def parse_mtl(text: str) -> dict[str, dict[str, str]]:
                     walk(key, value)
                 else:
                     own[key] = str(value)
+
         walk("", json.loads(text))
         return groups
     stack = [""]
@@ -157,7 +159,9 @@ def landsat_from_mtl(text: str, level: str) -> dict[str, BandScaling]:
         m = re.fullmatch(r"RADIANCE_MULT_BAND_(\d+)", key)
         band = f"B{m[1]}" if m else None
         if m and band not in out and f"RADIANCE_ADD_BAND_{m[1]}" in rescaling:
-            extra = {k: float(thermal[f"{k}_CONSTANT_BAND_{m[1]}"]) for k in ("K1", "K2") if f"{k}_CONSTANT_BAND_{m[1]}" in thermal}
+            extra = {
+                k: float(thermal[f"{k}_CONSTANT_BAND_{m[1]}"]) for k in ("K1", "K2") if f"{k}_CONSTANT_BAND_{m[1]}" in thermal
+            }
             out[f"B{m[1]}"] = BandScaling(float(value), float(rescaling[f"RADIANCE_ADD_BAND_{m[1]}"]), "radiance", extra)
     return out
 

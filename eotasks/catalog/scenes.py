@@ -43,12 +43,27 @@ def scene_assets(record: SceneRecord) -> dict[str, Asset]:
     return {band: Asset(**spec) for band, spec in record.assets.items()}
 
 
-def asset_spec(href: str, resolution: float, scale: float, offset: float, nodata: float | None, spectral: bool,
-               unit: str | None = None, constants: dict[str, float] | None = None) -> dict[str, Any]:
+def asset_spec(
+    href: str,
+    resolution: float,
+    scale: float,
+    offset: float,
+    nodata: float | None,
+    spectral: bool,
+    unit: str | None = None,
+    constants: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """One band's catalogue entry: where it is, its resolution, nodata, and how its stored numbers
     become physical values (value = DN x scale + offset, in ``unit``)."""
-    spec = {"href": href, "resolution": float(resolution), "scale": scale, "offset": offset, "nodata": nodata, "spectral": spectral,
-            "unit": unit or ("reflectance" if spectral else "DN")}
+    spec = {
+        "href": href,
+        "resolution": float(resolution),
+        "scale": scale,
+        "offset": offset,
+        "nodata": nodata,
+        "spectral": spectral,
+        "unit": unit or ("reflectance" if spectral else "DN"),
+    }
     if constants:
         spec["constants"] = constants
     return spec

@@ -48,7 +48,9 @@ def search_scenes(
     if aoi is not None:
         # Cheap bounding-box pre-filter in SQL, exact footprint intersection below.
         minx, miny, maxx, maxy = aoi.bounds
-        query = query.where(SceneRecord.west <= maxx, SceneRecord.east >= minx, SceneRecord.south <= maxy, SceneRecord.north >= miny)
+        query = query.where(
+            SceneRecord.west <= maxx, SceneRecord.east >= minx, SceneRecord.south <= maxy, SceneRecord.north >= miny
+        )
     order = (SceneRecord.date.desc(), SceneRecord.view_id) if newest_first else (SceneRecord.date, SceneRecord.view_id)  # type: ignore[attr-defined]
     with session(url) as s:
         if aoi is None:  # everything in SQL: the count, then one page of rows
@@ -67,5 +69,7 @@ def search_scenes(
                 if found >= offset and (limit is None or len(page_ids) < limit):
                     page_ids.append(view_id)
                 found += 1
-        rows = {r.view_id: r for r in s.exec(select(SceneRecord).where(SceneRecord.view_id.in_(page_ids))).all()} if page_ids else {}  # type: ignore[attr-defined]
+        rows = (
+            {r.view_id: r for r in s.exec(select(SceneRecord).where(SceneRecord.view_id.in_(page_ids))).all()} if page_ids else {}
+        )  # type: ignore[attr-defined]
         return [rows[i] for i in page_ids], found

@@ -22,16 +22,39 @@ from eotasks.catalog.scaling import BandScaling, landsat_default, s2_offset
 from eotasks.sensors import SENSORS, Sensor
 
 S2_KEYS = {
-    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
-    "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "cirrus": "B10", "swir16": "B11",
-    "swir22": "B12", "scl": "SCL",
+    "coastal": "B01",
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "nir09": "B09",
+    "cirrus": "B10",
+    "swir16": "B11",
+    "swir22": "B12",
+    "scl": "SCL",
 }
 LANDSAT_KEYS = {
-    "coastal": "B1", "blue": "B2", "green": "B3", "red": "B4", "nir08": "B5", "swir16": "B6", "swir22": "B7",
-    "pan": "B8", "cirrus": "B9", "lwir11": "B10", "lwir12": "B11", "qa_pixel": "QA_PIXEL",
+    "coastal": "B1",
+    "blue": "B2",
+    "green": "B3",
+    "red": "B4",
+    "nir08": "B5",
+    "swir16": "B6",
+    "swir22": "B7",
+    "pan": "B8",
+    "cirrus": "B9",
+    "lwir11": "B10",
+    "lwir12": "B11",
+    "qa_pixel": "QA_PIXEL",
     # Not "qa": in landsat-c2-l2 that is ST_QA, the surface temperature's uncertainty, not a cloud mask.
 }
-_ES_S2_ID = re.compile(r"^(?P<platform>S2[A-D])_(?P<tile>\d{2}[C-HJ-NP-X][A-Z]{2})_(?P<date>\d{8})_(?P<seq>\d+)_L(?P<level>1C|2A)$")
+_ES_S2_ID = re.compile(
+    r"^(?P<platform>S2[A-D])_(?P<tile>\d{2}[C-HJ-NP-X][A-Z]{2})_(?P<date>\d{8})_(?P<seq>\d+)_L(?P<level>1C|2A)$"
+)
 
 
 def _sensor(item: pystac.Item) -> Sensor:
@@ -54,7 +77,8 @@ def _view_id(item: pystac.Item, sensor: Sensor) -> tuple[str, str | None]:
         if m:
             return s2_view_id(m["tile"], date, int(m["seq"]), level), m["platform"]
         tile = props.get("s2:mgrs_tile") or "{}{}{}".format(
-            int(props["mgrs:utm_zone"]), props["mgrs:latitude_band"], props["mgrs:grid_square"])
+            int(props["mgrs:utm_zone"]), props["mgrs:latitude_band"], props["mgrs:grid_square"]
+        )
         platform = str(props.get("platform", "S2A")).upper().replace("SENTINEL-", "S")
         return s2_view_id(f"{int(tile[:-3]):02d}{tile[-3:]}", date, 0, level), platform
     for candidate in (item.id, props.get("landsat:product_id"), props.get("landsat:scene_id")):
@@ -116,14 +140,22 @@ def record_from_item(item: pystac.Item) -> SceneRecord:
         offset = raster.get("offset", default.offset)
         unit = {"K": "kelvin", "kelvin": "kelvin"}.get(str(raster.get("unit", "")), default.unit) if info.spectral else "DN"
         resolution = raster.get("spatial_resolution") or asset.extra_fields.get("gsd") or info.resolution
-        assets[band] = asset_spec(asset_href(asset), resolution, scale, offset, raster.get("nodata", sensor.default_nodata), info.spectral, unit)
+        assets[band] = asset_spec(
+            asset_href(asset), resolution, scale, offset, raster.get("nodata", sensor.default_nodata), info.spectral, unit
+        )
     if not assets:
         raise ValueError(f"STAC item {item.id}: no asset names a band of {sensor.name}")
     mask = next((b for b in (sensor.mask_band, "QA_PIXEL", "BQA") if b and b in assets), None)
     return SceneRecord(
-        view_id=view_id, scene_id=scene.scene_id(platform), sensor=sensor.name, date=scene.date,
-        cloud_cover=float(item.properties.get("eo:cloud_cover", 0.0)), crs=_crs(item),
-        footprint=mapping(shape(item.geometry)), assets=assets, mask_band=mask,
+        view_id=view_id,
+        scene_id=scene.scene_id(platform),
+        sensor=sensor.name,
+        date=scene.date,
+        cloud_cover=float(item.properties.get("eo:cloud_cover", 0.0)),
+        crs=_crs(item),
+        footprint=mapping(shape(item.geometry)),
+        assets=assets,
+        mask_band=mask,
     )
 
 
@@ -145,8 +177,14 @@ def ingest_static_catalog(href: str, url: str | None = None) -> tuple[list[Scene
     return ingest_items(catalog.get_items(recursive=True), url)
 
 
-def ingest_stac_search(api_url: str, collections: list[str], bbox: list[float] | None = None,
-                       datetime: str | None = None, max_items: int = 500, url: str | None = None) -> tuple[list[SceneRecord], list[str]]:
+def ingest_stac_search(
+    api_url: str,
+    collections: list[str],
+    bbox: list[float] | None = None,
+    datetime: str | None = None,
+    max_items: int = 500,
+    url: str | None = None,
+) -> tuple[list[SceneRecord], list[str]]:
     """Search a STAC API (e.g. Earth Search: https://earth-search.aws.element84.com/v1) and ingest the hits."""
     from pystac_client import Client
 

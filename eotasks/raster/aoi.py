@@ -79,8 +79,9 @@ def centre_inside(shape_in_crs: BaseGeometry, grid: Any) -> "np.ndarray":
     rasterisation every AOI goes through (GDAL's, not all-touched)."""
     from rasterio.features import geometry_mask
 
-    return geometry_mask([mapping(shape_in_crs)], out_shape=(grid.height, grid.width), transform=grid.transform, invert=True,
-                         all_touched=False)
+    return geometry_mask(
+        [mapping(shape_in_crs)], out_shape=(grid.height, grid.width), transform=grid.transform, invert=True, all_touched=False
+    )
 
 
 def _stack(xy: tuple) -> Any:

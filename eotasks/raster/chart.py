@@ -22,9 +22,11 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 def timeseries_svg(answer: dict[str, Any], items: list[str]) -> bytes:
     rows = answer["result"]
     height = TOP + len(items) * (PANEL_H + BOTTOM)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">',
-             '<rect width="100%" height="100%" fill="white"/>',
-             f'<text x="{LEFT}" y="18" font-size="13">{len(rows)} scenes, {len(answer["errors"])} left out</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{LEFT}" y="18" font-size="13">{len(rows)} scenes, {len(answer["errors"])} left out</text>',
+    ]
     dates = [dt.date.fromisoformat(r["date"]) for r in rows]
     d0 = min(dates).toordinal() if dates else 0
     d1 = max(dates).toordinal() if dates else 1
@@ -46,16 +48,22 @@ def timeseries_svg(answer: dict[str, Any], items: list[str]) -> bytes:
 
         parts.append(f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{PANEL_H}" fill="none" stroke="#999"/>')
         for t in _ticks(lo, hi):
-            parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
-                         f'<text x="{LEFT - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>')
-        parts.append(f'<text x="12" y="{top + PANEL_H / 2}" transform="rotate(-90 12 {top + PANEL_H / 2})" text-anchor="middle">{escape(item)}</text>')
+            parts.append(
+                f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
+                f'<text x="{LEFT - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>'
+            )
+        parts.append(
+            f'<text x="12" y="{top + PANEL_H / 2}" transform="rotate(-90 12 {top + PANEL_H / 2})" text-anchor="middle">{escape(item)}</text>'
+        )
         if stats:
             band = [f"{x(d):.1f},{y(s['q3']):.1f}" for d, s in zip(dates, stats)]
             band += [f"{x(d):.1f},{y(s['q1']):.1f}" for d, s in reversed(list(zip(dates, stats)))]
             parts.append(f'<polygon points="{" ".join(band)}" fill="#1f77b4" fill-opacity="0.25" stroke="none"/>')
             line = " ".join(f"{x(d):.1f},{y(s['average']):.1f}" for d, s in zip(dates, stats))
             parts.append(f'<polyline points="{line}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>')
-            parts += [f'<circle cx="{x(d):.1f}" cy="{y(s["average"]):.1f}" r="2.5" fill="#1f77b4"/>' for d, s in zip(dates, stats)]
+            parts += [
+                f'<circle cx="{x(d):.1f}" cy="{y(s["average"]):.1f}" r="2.5" fill="#1f77b4"/>' for d, s in zip(dates, stats)
+            ]
         months = sorted({dt.date(d.year, d.month, 1) for d in dates})
         for m in months:
             if d0 <= m.toordinal() <= d1:

@@ -51,8 +51,9 @@ def window_pixels(bounds: tuple[float, float, float, float], resolution: float) 
     return math.ceil((maxx - minx) / resolution) * math.ceil((maxy - miny) / resolution)
 
 
-def read_pixels(crs: str, footprint: dict[str, Any], resolutions: Iterable[float], aoi_lonlat: BaseGeometry | None,
-                per_part: bool) -> int:
+def read_pixels(
+    crs: str, footprint: dict[str, Any], resolutions: Iterable[float], aoi_lonlat: BaseGeometry | None, per_part: bool
+) -> int:
     """Pixels x bands the reads of one scene cover: each band at its own resolution, over the AOI's
     window (each part's, when ``per_part``) clipped to the scene; the whole scene without an AOI."""
     import numpy as np
@@ -64,8 +65,14 @@ def read_pixels(crs: str, footprint: dict[str, Any], resolutions: Iterable[float
         aoi = to_crs(aoi_lonlat, crs)
         parts = shapely.get_parts(aoi) if per_part else np.array([aoi])
         b = shapely.bounds(parts).reshape(-1, 4)
-        windows = np.column_stack([np.maximum(b[:, 0], extent[0]), np.maximum(b[:, 1], extent[1]),
-                                   np.minimum(b[:, 2], extent[2]), np.minimum(b[:, 3], extent[3])])
+        windows = np.column_stack(
+            [
+                np.maximum(b[:, 0], extent[0]),
+                np.maximum(b[:, 1], extent[1]),
+                np.minimum(b[:, 2], extent[2]),
+                np.minimum(b[:, 3], extent[3]),
+            ]
+        )
         windows = windows[(windows[:, 2] > windows[:, 0]) & (windows[:, 3] > windows[:, 1])]
     w, h = windows[:, 2] - windows[:, 0], windows[:, 3] - windows[:, 1]
     return int(sum((np.ceil(w / r) * np.ceil(h / r)).sum() for r in resolutions))
@@ -95,5 +102,8 @@ def parts_pixels(parts_lonlat: list[BaseGeometry], crs: str, resolution: float) 
 
 def check_read_budget(pixels: int, limit: int, field: str) -> None:
     if pixels > limit:
-        raise UserError(f"The task would read {pixels:,} pixels (pixels x bands of its read windows), more than the limit of "
-                        f"{limit:,}; use a smaller area of interest, fewer bands, or one task per part", field=field)
+        raise UserError(
+            f"The task would read {pixels:,} pixels (pixels x bands of its read windows), more than the limit of "
+            f"{limit:,}; use a smaller area of interest, fewer bands, or one task per part",
+            field=field,
+        )

@@ -36,7 +36,12 @@ MAX_HEIGHT = 128
 EVAL_BLOCK = 1 << 16
 
 FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name -> (min args, max args)
-    "sqrt": (1, 1), "abs": (1, 1), "log": (1, 1), "exp": (1, 1), "min": (2, None), "max": (2, None),
+    "sqrt": (1, 1),
+    "abs": (1, 1),
+    "log": (1, 1),
+    "exp": (1, 1),
+    "min": (2, None),
+    "max": (2, None),
 }
 
 
@@ -128,7 +133,9 @@ class _Parser:
     def fail(self, what: str) -> None:
         tok = self.tok
         shown = tok.text if tok.kind != "end" else "end of expression"
-        raise ExpressionError(f"Syntax error at {shown!r} (position {tok.position}): {what}", token=tok.text or None, position=tok.position)
+        raise ExpressionError(
+            f"Syntax error at {shown!r} (position {tok.position}): {what}", token=tok.text or None, position=tok.position
+        )
 
     def node(self, node: Node) -> Node:
         self.nodes += 1
@@ -205,7 +212,8 @@ class _Parser:
                 if func not in FUNCTIONS:
                     raise ExpressionError(
                         f"Unknown function {tok.text!r}; known: {', '.join(sorted(FUNCTIONS))}",
-                        token=tok.text, position=tok.position,
+                        token=tok.text,
+                        position=tok.position,
                     )
                 self.advance()
                 self.enter()
@@ -218,7 +226,9 @@ class _Parser:
                 lo, hi = FUNCTIONS[func]
                 if len(args) < lo or (hi is not None and len(args) > hi):
                     want = f"{lo}" if lo == hi else f"at least {lo}"
-                    raise ExpressionError(f"{func}() takes {want} argument(s), got {len(args)}", token=tok.text, position=tok.position)
+                    raise ExpressionError(
+                        f"{func}() takes {want} argument(s), got {len(args)}", token=tok.text, position=tok.position
+                    )
                 return self.node(Call(func, tuple(args)))
             return self.node(Name(tok.text, tok.position))
         if tok.kind == "op" and tok.text == "(":
@@ -360,8 +370,13 @@ def evaluate(node: Node, bands: dict[str, np.ndarray]) -> np.ndarray | float:
     raise TypeError(f"not an expression node: {node!r}")
 
 
-def evaluate_blocks(node: Node, bands: dict[str, np.ndarray], shape: tuple[int, ...], out: np.ndarray | None = None,
-                    nodata_from: tuple[str, ...] = ()) -> np.ndarray:
+def evaluate_blocks(
+    node: Node,
+    bands: dict[str, np.ndarray],
+    shape: tuple[int, ...],
+    out: np.ndarray | None = None,
+    nodata_from: tuple[str, ...] = (),
+) -> np.ndarray:
     """``evaluate`` over blocks of ``EVAL_BLOCK`` pixels into ``out`` (float64 of ``shape`` unless
     given, any float dtype): NaN wherever the result is not finite (division by zero, log of a
     negative number, overflow, also once cast to ``out``'s dtype), and wherever a band named in

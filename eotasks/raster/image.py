@@ -76,8 +76,13 @@ class Raster:
         first = rasters[0]
         if any(r.grid != first.grid or r.dims != first.dims for r in rasters):
             raise ValueError("only rasters on one grid, with the same dimensions, can be stacked")
-        return cls(np.stack([r.values for r in rasters]), first.grid, (dim, *first.dims), {dim: tuple(labels), **first.labels},
-                   dict(first.attrs))
+        return cls(
+            np.stack([r.values for r in rasters]),
+            first.grid,
+            (dim, *first.dims),
+            {dim: tuple(labels), **first.labels},
+            dict(first.attrs),
+        )
 
     def replace(self, **changes: Any) -> "Raster":
         return dataclasses.replace(self, **changes)

@@ -78,14 +78,17 @@ class Program:
 def _alias_ast(name: str, sensor: Sensor, token: ex.Name) -> ex.Node | None:
     upper = name.upper()
     if upper in ALIASES:
+
         def resolve_generic(n: ex.Name) -> ex.Node:
             band = sensor.resolve_band(n.name)
             if band is None:
                 raise ex.ExpressionError(
                     f"{upper} needs the {n.name} band, which {sensor.name} does not have",
-                    token=token.name, position=token.position,
+                    token=token.name,
+                    position=token.position,
                 )
             return ex.Name(band, token.position)
+
         return ex.substitute(ex.parse(ALIASES[upper])[0], resolve_generic)
     idx = _find_spyndex(name)
     if idx is None:
@@ -99,8 +102,10 @@ def _alias_ast(name: str, sensor: Sensor, token: ex.Name) -> ex.Node | None:
             return ex.Num(consts[n.name])
         raise ex.ExpressionError(
             f"{idx.name} needs {n.name!r}, which {sensor.name} does not have",
-            token=token.name, position=token.position,
+            token=token.name,
+            position=token.position,
         )
+
     return ex.substitute(ex.parse(idx.formula)[0], resolve_spyndex)
 
 
@@ -118,9 +123,7 @@ def compile_expressions(text: str, sensor: Sensor, max_chars: int = 2_000, max_e
         alias = _alias_ast(n.name, sensor, n)
         if alias is not None:
             return alias
-        raise ex.ExpressionError(
-            f"Unknown band or index {n.name!r} for {sensor.name}", token=n.name, position=n.position
-        )
+        raise ex.ExpressionError(f"Unknown band or index {n.name!r} for {sensor.name}", token=n.name, position=n.position)
 
     programs = []
     for source, ast in zip(sources, asts):

@@ -28,8 +28,9 @@ class BandGroup:
     resolution: float
 
 
-def plan_groups(bands: list[str], resolutions: dict[str, float], merge: bool,
-                nodata: dict[str, float | None] | None = None) -> list[BandGroup]:
+def plan_groups(
+    bands: list[str], resolutions: dict[str, float], merge: bool, nodata: dict[str, float | None] | None = None
+) -> list[BandGroup]:
     """One group per band, or with ``merge`` one per resolution and nodata value (first-seen order,
     bands in request order). A GeoTIFF has one nodata value for all its bands, so bands whose nodata
     differ (Landsat's QA_PIXEL marks fill with 1, its SR bands with 0) go to separate files."""
@@ -44,8 +45,21 @@ def plan_groups(bands: list[str], resolutions: dict[str, float], merge: bool,
 
 def write_jp2(path: Path, data: np.ndarray, crs: str, transform: Affine, nodata: float | None) -> None:
     """Lossless JPEG 2000 (reversible 5/3 wavelet) with GeoJP2/GMLJP2 georeferencing."""
-    with rasterio.open(path, "w", driver="JP2OpenJPEG", width=data.shape[1], height=data.shape[0], count=1, dtype=data.dtype,
-                       crs=crs, transform=transform, nodata=nodata, QUALITY=100, REVERSIBLE="YES", RESOLUTIONS=4) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="JP2OpenJPEG",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        QUALITY=100,
+        REVERSIBLE="YES",
+        RESOLUTIONS=4,
+    ) as dst:
         dst.write(data, 1)
 
 
@@ -53,9 +67,16 @@ def group_name(scene_id: str, group: BandGroup) -> str:
     return f"{scene_id}_{'-'.join(group.bands)}"
 
 
-def package(scene_id: str, family: str, groups: list[tuple[BandGroup, Raster]], nodata: dict[str, float],
-            metadata: dict[str, bytes], folder: Path) -> tuple[str, Path]:
+def package(
+    scene_id: str,
+    family: str,
+    groups: list[tuple[BandGroup, Raster]],
+    nodata: dict[str, float],
+    metadata: dict[str, bytes],
+    folder: Path,
+) -> tuple[str, Path]:
     """The one file to publish, written into ``folder``: (name, path)."""
+
     def dtype_of(raster: Raster, band: str) -> str:
         return raster.attrs.get("dtypes", {}).get(band, "uint16")
 
@@ -69,8 +90,13 @@ def package(scene_id: str, family: str, groups: list[tuple[BandGroup, Raster]], 
         if family == "sentinel2" and len(group.bands) == 1:
             band = group.bands[0]
             name = f"{scene_id}_{band}.jp2"
-            write_jp2(folder / name, filled(raster.band(band), dtype_of(raster, band), nodata[band]), raster.grid.crs,
-                      raster.grid.transform, nodata[band])
+            write_jp2(
+                folder / name,
+                filled(raster.band(band), dtype_of(raster, band), nodata[band]),
+                raster.grid.crs,
+                raster.grid.transform,
+                nodata[band],
+            )
             return name, folder / name
         name = f"{group_name(scene_id, group)}.tif"
         tif(group, raster, folder / name)

@@ -61,8 +61,9 @@ def open_band(href: str) -> Iterator[rasterio.DatasetReader]:
         raise AssetReadError(f"cannot open {href}: {exc}") from exc
 
 
-def read_band(src: rasterio.DatasetReader, asset: Asset, grid: Grid, resampling: Resampling, band: str = "",
-              scaled: bool = True) -> np.ndarray:
+def read_band(
+    src: rasterio.DatasetReader, asset: Asset, grid: Grid, resampling: Resampling, band: str = "", scaled: bool = True
+) -> np.ndarray:
     """One band over ``grid``'s bounds, on ``grid``'s pixels, NaN where it has no data: an exact
     window read when the band is on that grid, else resampled.
 
@@ -75,7 +76,12 @@ def read_band(src: rasterio.DatasetReader, asset: Asset, grid: Grid, resampling:
         if src.crs.to_string() != grid.crs:
             raise AssetReadError(f"band {band} is in {src.crs}, not the scene's {grid.crs}")
         own = src.window(*grid.bounds)
-        if own.width == grid.width and own.height == grid.height and own.col_off == round(own.col_off) and own.row_off == round(own.row_off):
+        if (
+            own.width == grid.width
+            and own.height == grid.height
+            and own.col_off == round(own.col_off)
+            and own.row_off == round(own.row_off)
+        ):
             stored = src.read(1, window=Window(round(own.col_off), round(own.row_off), grid.width, grid.height))
             ok = _not_nodata(stored, nodata)
         elif resampling == Resampling.average and nodata is not None:
@@ -110,8 +116,12 @@ def _valid_average(src: rasterio.DatasetReader, own: Window, grid: Grid, nodata:
     block means of one native read; any other ratio goes through GDAL's average on a warped view
     that declares the nodata value, which GDAL then leaves out."""
     kx, ky = own.width / grid.width, own.height / grid.height
-    whole = abs(kx - round(kx)) < 1e-6 and abs(ky - round(ky)) < 1e-6 and abs(own.col_off - round(own.col_off)) < 1e-6 \
+    whole = (
+        abs(kx - round(kx)) < 1e-6
+        and abs(ky - round(ky)) < 1e-6
+        and abs(own.col_off - round(own.col_off)) < 1e-6
         and abs(own.row_off - round(own.row_off)) < 1e-6
+    )
     if whole:
         kx, ky = round(kx), round(ky)
         window = Window(round(own.col_off), round(own.row_off), grid.width * kx, grid.height * ky)
@@ -195,8 +205,9 @@ def aoi_grid(native: Grid, aoi_in_crs: BaseGeometry | None) -> Grid:
     return native.window(window)
 
 
-def read_aoi(assets: dict[str, Asset], bands: Sequence[str], aoi: BaseGeometry | None, mask_outside: bool,
-             scaled: bool = True) -> Raster:
+def read_aoi(
+    assets: dict[str, Asset], bands: Sequence[str], aoi: BaseGeometry | None, mask_outside: bool, scaled: bool = True
+) -> Raster:
     """Read ``bands`` over the AOI (lon/lat; None = whole scene) onto the coarsest band's grid, no
     data outside a polygon AOI (``mask_outside``; a bbox only crops)."""
     with BandFiles(assets) as files:

@@ -64,7 +64,9 @@ def class_index(band: np.ndarray, valid: np.ndarray, levels: tuple[float, float]
     return np.where(valid, idx, 0)
 
 
-def colorize(band: np.ndarray, valid: np.ndarray, colormap: str, levels: tuple[float, float], colors_limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+def colorize(
+    band: np.ndarray, valid: np.ndarray, colormap: str, levels: tuple[float, float], colors_limit: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(class index per pixel, palette): palette[index] is the pixel's colour."""
     classes = colors_limit or 256
     return class_index(band, valid, levels, classes), colormap_lut(colormap, classes)
@@ -85,9 +87,21 @@ def encode(
     if fmt == "tiff":
         data = np.concatenate([rgb, (alpha * 255).astype(np.uint8)[None]])
         with MemoryFile() as mem:
-            with mem.open(driver="GTiff", width=data.shape[2], height=data.shape[1], count=4, dtype="uint8", crs=crs,
-                          transform=transform, photometric="RGB", alpha="YES", compress="DEFLATE", tiled=True,
-                          blockxsize=256, blockysize=256) as dst:
+            with mem.open(
+                driver="GTiff",
+                width=data.shape[2],
+                height=data.shape[1],
+                count=4,
+                dtype="uint8",
+                crs=crs,
+                transform=transform,
+                photometric="RGB",
+                alpha="YES",
+                compress="DEFLATE",
+                tiled=True,
+                blockxsize=256,
+                blockysize=256,
+            ) as dst:
                 dst.write(data)
             return mem.read()
     buffer = io.BytesIO()

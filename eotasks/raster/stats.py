@@ -16,14 +16,22 @@ def summarize(values: np.ndarray) -> dict[str, float]:
     mean = float(v.mean())
     variance = float(np.mean((v - mean) ** 2))
     return {
-        "min": float(v.min()), "max": float(v.max()), "average": mean, "median": float(median),
-        "std": float(np.sqrt(variance)), "variance": variance,
-        "q1": float(q1), "q3": float(q3), "p10": float(p10), "p90": float(p90),
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "average": mean,
+        "median": float(median),
+        "std": float(np.sqrt(variance)),
+        "variance": variance,
+        "q1": float(q1),
+        "q3": float(q3),
+        "p10": float(p10),
+        "p90": float(p90),
     }
 
 
-def grouped_summaries(values: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, n_groups: int, qs: list[float]
-                      ) -> dict[str, np.ndarray]:
+def grouped_summaries(
+    values: np.ndarray, weights: np.ndarray | None, groups: np.ndarray | None, n_groups: int, qs: list[float]
+) -> dict[str, np.ndarray]:
     """Weighted statistics of many groups at once (one array per statistic, indexed by group; NaN
     where a group has no weight), in a few numpy passes, so thousands of fields cost little.
 
@@ -101,8 +109,13 @@ def _equal_weights_one_group(v: np.ndarray, total: float, qs: list[float]) -> di
     rule): the weights cancel, and the quantile definition is numpy's linear percentile, which a
     partition finds in linear time instead of a sort."""
     mean = float(v.mean())
-    out = {"count": np.array([total]), "average": np.array([mean]), "variance": np.array([float(np.mean((v - mean) ** 2))]),
-           "min": np.array([float(v.min())]), "max": np.array([float(v.max())])}
+    out = {
+        "count": np.array([total]),
+        "average": np.array([mean]),
+        "variance": np.array([float(np.mean((v - mean) ** 2))]),
+        "min": np.array([float(v.min())]),
+        "max": np.array([float(v.max())]),
+    }
     for k, q in enumerate(np.percentile(v, [100.0 * q for q in qs]) if qs else []):
         out[f"q{k}"] = np.array([float(q)])
     return out
@@ -126,8 +139,9 @@ def _order_by_group_value_position(v: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.argsort((g * ranks + rank) * n + np.arange(n))
 
 
-def grouped_histograms(values: np.ndarray, weights: np.ndarray, groups: np.ndarray, n_groups: int, edges: list[float]
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grouped_histograms(
+    values: np.ndarray, weights: np.ndarray, groups: np.ndarray, n_groups: int, edges: list[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(counts (groups x bins), underflow, overflow) of every group: sums of weights per bin
     [e_i, e_i+1), the last bin closed; below e_0 is underflow, above e_n overflow, so the three add
     up to the group's count."""

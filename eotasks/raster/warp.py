@@ -31,8 +31,17 @@ def warp(raster: Raster, grid: Grid, resampling: Resampling) -> Raster:
     planes = raster.values.reshape(-1, *raster.grid.shape)
     out = np.full((planes.shape[0], *grid.shape), np.nan, np.float64)
     for i in range(planes.shape[0]):
-        reproject(planes[i].astype(np.float64), out[i], src_transform=raster.grid.transform, src_crs=raster.grid.crs, src_nodata=np.nan,
-                  dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan, resampling=resampling)
+        reproject(
+            planes[i].astype(np.float64),
+            out[i],
+            src_transform=raster.grid.transform,
+            src_crs=raster.grid.crs,
+            src_nodata=np.nan,
+            dst_transform=grid.transform,
+            dst_crs=grid.crs,
+            dst_nodata=np.nan,
+            resampling=resampling,
+        )
     return raster.replace(values=out.reshape(*raster.values.shape[:-2], *grid.shape), grid=grid)
 
 
@@ -53,9 +62,16 @@ def picture_grid(source: Grid, aoi_lonlat: BaseGeometry | None, px_size: float, 
     bounds = transform_bounds(CRS.from_user_input(source.crs), WEB_MERCATOR, *source.bounds, densify_pts=21)
     if aoi_lonlat is not None:
         aoi_bounds = to_crs(aoi_lonlat, WEB_MERCATOR).bounds
-        bounds = (max(bounds[0], aoi_bounds[0]), max(bounds[1], aoi_bounds[1]), min(bounds[2], aoi_bounds[2]), min(bounds[3], aoi_bounds[3]))
+        bounds = (
+            max(bounds[0], aoi_bounds[0]),
+            max(bounds[1], aoi_bounds[1]),
+            min(bounds[2], aoi_bounds[2]),
+            min(bounds[3], aoi_bounds[3]),
+        )
     rows, cols = output_shape(bounds, px_size)
     if rows * cols > max_pixels:
-        raise UserError(f"The picture would have {rows * cols} pixels, more than the limit of {max_pixels}; use a larger px_size",
-                        field="params.px_size")
+        raise UserError(
+            f"The picture would have {rows * cols} pixels, more than the limit of {max_pixels}; use a larger px_size",
+            field="params.px_size",
+        )
     return Grid(WEB_MERCATOR, Affine(px_size, 0, bounds[0], 0, -px_size, bounds[3]), cols, rows)

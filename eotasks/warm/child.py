@@ -42,17 +42,51 @@ import flows.recover  # noqa: F401
 # the schedules' croniter.
 # Importing any of them starts no thread and opens nothing.
 LAZY_IMPORTS = (
-    "prefect.runner", "prefect.deployments.steps", "prefect.deployments.steps.pull", "prefect.deployments.steps.utility",
-    "prefect.utilities.visualization", "prefect.locking._filelock", "prefect._internal.installation",
-    "prefect._internal.integrations", "prefect._internal.observers", "prefect._internal.infrastructure_exit_codes",
-    "prefect._internal._observation_delivery", "anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled",
-    "anyio.streams.tls", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite", "psycopg", "sqlite3",
-    "numpy.ma", "encodings.idna", "stringprep", "ctypes.util", "multiprocessing.popen_fork", "multiprocessing.popen_forkserver",
-    "eotasks.warm.forkserver", "boto3", "botocore.config", "s3fs", "fsspec.implementations.local", "rich._emoji_codes",
-    "prefect._vendor.croniter", "prefect._internal.pytz", "pytz", "curses", "boto3.s3.inject", "boto3.s3.transfer",
+    "prefect.runner",
+    "prefect.deployments.steps",
+    "prefect.deployments.steps.pull",
+    "prefect.deployments.steps.utility",
+    "prefect.utilities.visualization",
+    "prefect.locking._filelock",
+    "prefect._internal.installation",
+    "prefect._internal.integrations",
+    "prefect._internal.observers",
+    "prefect._internal.infrastructure_exit_codes",
+    "prefect._internal._observation_delivery",
+    "anyio._backends._asyncio",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+    "anyio.streams.tls",
+    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.sqlite",
+    "psycopg",
+    "sqlite3",
+    "numpy.ma",
+    "encodings.idna",
+    "stringprep",
+    "ctypes.util",
+    "multiprocessing.popen_fork",
+    "multiprocessing.popen_forkserver",
+    "eotasks.warm.forkserver",
+    "boto3",
+    "botocore.config",
+    "s3fs",
+    "fsspec.implementations.local",
+    "rich._emoji_codes",
+    "prefect._vendor.croniter",
+    "prefect._internal.pytz",
+    "pytz",
+    "curses",
+    "boto3.s3.inject",
+    "boto3.s3.transfer",
     # The raster type's operations import their modules on first use (they import the type back).
-    "eotasks.raster.evaluate", "eotasks.raster.warp", "eotasks.raster.encode", "rasterio.features", "rasterio.shutil",
-    "rasterio.rio.helpers", "rasterio.vrt",
+    "eotasks.raster.evaluate",
+    "eotasks.raster.warp",
+    "eotasks.raster.encode",
+    "rasterio.features",
+    "rasterio.shutil",
+    "rasterio.rio.helpers",
+    "rasterio.vrt",
 )
 for _name in LAZY_IMPORTS:
     importlib.import_module(_name)
@@ -61,7 +95,6 @@ for _name in LAZY_IMPORTS:
 # and store are blocks. Pillow registers its image formats on the first save.
 load_prefect_collections()
 PIL.Image.init()
-
 
 
 def share_prefect_tls_context() -> None:
@@ -152,8 +185,11 @@ def report_late_imports() -> None:
     each such module costs every run its import again, so LAZY_IMPORTS should take it."""
     late = sorted(set(sys.modules) - PRELOADED_MODULES)
     if late:
-        print(f"eotasks-warm: this run imported {len(late)} module(s) the forkserver had not preloaded: "
-              f"{', '.join(late)}", file=sys.stderr, flush=True)
+        print(
+            f"eotasks-warm: this run imported {len(late)} module(s) the forkserver had not preloaded: {', '.join(late)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def beat(flow_run_id: str, period: int) -> None:

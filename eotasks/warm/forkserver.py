@@ -91,8 +91,9 @@ class WarmChild(ForkServerProcess):
 class ForkserverStarter:
     """Prefect's ``ProcessStarter`` contract: signal the handle, then block until the child exits."""
 
-    def __init__(self, *, env: dict[str, str | None], cwd: Path, control_channel: "ControlChannel | None",
-                 entrypoint: str | None = None) -> None:
+    def __init__(
+        self, *, env: dict[str, str | None], cwd: Path, control_channel: "ControlChannel | None", entrypoint: str | None = None
+    ) -> None:
         self._env = env
         self._cwd = cwd
         self._control_channel = control_channel
@@ -102,18 +103,21 @@ class ForkserverStarter:
         """What ``EngineCommandStarter`` gives ``python -m prefect.engine``, for the forked child."""
         env: dict[str, str | None] = {**os.environ, **self._env}
         env.update(get_current_settings().to_environment_variables(exclude_unset=True))
-        env.update({
-            "PREFECT__FLOW_RUN_ID": str(flow_run.id),
-            # The worker runs crashed and cancellation hooks (it sees the exit), as for process workers.
-            "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false",
-            **control_env,
-        })
+        env.update(
+            {
+                "PREFECT__FLOW_RUN_ID": str(flow_run.id),
+                # The worker runs crashed and cancellation hooks (it sees the exit), as for process workers.
+                "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false",
+                **control_env,
+            }
+        )
         if self._entrypoint:
             env["PREFECT__FLOW_ENTRYPOINT"] = self._entrypoint
         return {k: v for k, v in sanitize_subprocess_env(env).items() if v is not None}
 
-    async def start(self, flow_run: "FlowRun",
-                    task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def start(
+        self, flow_run: "FlowRun", task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         control_env: dict[str, str] = {}
         registered = False
         if self._control_channel is not None:
@@ -125,8 +129,11 @@ class ForkserverStarter:
                 pass  # no loopback listener: cancellation falls back to signals only, as in Prefect
         from eotasks.warm.child import run_flow_run  # noqa: PLC0415 (a reference for pickling only)
 
-        child = WarmChild(target=run_flow_run, args=(self.child_environment(flow_run, control_env), str(self._cwd), str(flow_run.id)),
-                          name=f"flow-run-{flow_run.id}")
+        child = WarmChild(
+            target=run_flow_run,
+            args=(self.child_environment(flow_run, control_env), str(self._cwd), str(flow_run.id)),
+            name=f"flow-run-{flow_run.id}",
+        )
         try:
             # Sends the request and reads the pid back from the forkserver: milliseconds.
             child.start()

@@ -119,8 +119,10 @@ class WarmProcessWorker(BaseWorker[ProcessJobConfiguration, ProcessVariables, Wa
             if self._work_pool is None:
                 await anyio.sleep(0.5)
                 continue
-            flt = EventFilter(event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
-                              any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{self._work_pool.id}"]))
+            flt = EventFilter(
+                event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
+                any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{self._work_pool.id}"]),
+            )
             try:
                 async with get_events_subscriber(filter=flt, reconnection_attempts=3) as subscriber:
                     backoff = 1.0
@@ -134,8 +136,9 @@ class WarmProcessWorker(BaseWorker[ProcessJobConfiguration, ProcessVariables, Wa
 
     # -- running one flow run ------------------------------------------------------------------------
 
-    async def run(self, flow_run: "FlowRun", configuration: ProcessJobConfiguration,
-                  task_status: Optional[anyio.abc.TaskStatus[str]] = None) -> WarmWorkerResult:
+    async def run(
+        self, flow_run: "FlowRun", configuration: ProcessJobConfiguration, task_status: Optional[anyio.abc.TaskStatus[str]] = None
+    ) -> WarmWorkerResult:
         import tempfile
 
         from prefect.flows import load_flow_from_flow_run
@@ -172,8 +175,9 @@ class WarmProcessWorker(BaseWorker[ProcessJobConfiguration, ProcessVariables, Wa
         # hooks) for a child that died without reporting; the base worker logs the code.
         return WarmWorkerResult(status_code=execution.status_code, identifier=str(execution.handle.pid))
 
-    async def kill_infrastructure(self, infrastructure_pid: str, configuration: ProcessJobConfiguration,
-                                  grace_seconds: int = 30) -> None:
+    async def kill_infrastructure(
+        self, infrastructure_pid: str, configuration: ProcessJobConfiguration, grace_seconds: int = 30
+    ) -> None:
         """Stop a run's child (runs cancelled before they reported; see Prefect's base worker)."""
         from prefect.exceptions import InfrastructureNotAvailable, InfrastructureNotFound
 
@@ -181,7 +185,9 @@ class WarmProcessWorker(BaseWorker[ProcessJobConfiguration, ProcessVariables, Wa
 
         host, _, pid = infrastructure_pid.rpartition(":")
         if host and host != socket.gethostname():
-            raise InfrastructureNotAvailable(f"flow run child {infrastructure_pid} is on another host than this worker ({socket.gethostname()})")
+            raise InfrastructureNotAvailable(
+                f"flow run child {infrastructure_pid} is on another host than this worker ({socket.gethostname()})"
+            )
         if not await anyio.to_thread.run_sync(kill_pid, int(pid), grace_seconds):
             raise InfrastructureNotFound(f"no flow run child with pid {pid}")
 

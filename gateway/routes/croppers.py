@@ -45,11 +45,30 @@ class CropperRef(BaseModel):
 FEATURE: TypeAdapter[CropperFeature] = TypeAdapter(CropperFeature)
 
 
-@router.post("/api/render/cropper/", response_model=CropperRef, responses=ERRORS, summary="Save a geometry; answer its cropper_ref",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": FEATURE.json_schema(ref_template="#/components/schemas/{model}"),
-                 "example": {"type": "Feature", "properties": {}, "geometry": {
-                     "type": "Polygon", "coordinates": [[[-75.65, 37.65], [-75.6, 37.64], [-75.62, 37.7], [-75.65, 37.65]]]}}}}}})
+@router.post(
+    "/api/render/cropper/",
+    response_model=CropperRef,
+    responses=ERRORS,
+    summary="Save a geometry; answer its cropper_ref",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": FEATURE.json_schema(ref_template="#/components/schemas/{model}"),
+                    "example": {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [[[-75.65, 37.65], [-75.6, 37.64], [-75.62, 37.7], [-75.65, 37.65]]],
+                        },
+                    },
+                }
+            },
+        }
+    },
+)
 async def save_cropper(request: Request, key: Key) -> CropperRef:
     feature, _ = await validated(request, FEATURE)
     canonical = json.dumps(feature.geometry, sort_keys=True, separators=(",", ":"))

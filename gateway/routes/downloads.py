@@ -13,12 +13,24 @@ from gateway.deps import Store
 from gateway.errors import ApiError
 
 router = APIRouter(tags=["downloads"])
-MEDIA = {".tif": "image/tiff", ".jp2": "image/jp2", ".png": "image/png", ".jpg": "image/jpeg", ".zip": "application/zip",
-         ".svg": "image/svg+xml", ".json": "application/json", ".csv": "text/csv", ".nc": "application/x-netcdf"}
+MEDIA = {
+    ".tif": "image/tiff",
+    ".jp2": "image/jp2",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".zip": "application/zip",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".nc": "application/x-netcdf",
+}
 
 
-@router.get("/api/download/{key:path}", summary="A result file, by a signed URL",
-            responses={403: {"description": "invalid or expired link"}, 404: {"description": "no such file"}})
+@router.get(
+    "/api/download/{key:path}",
+    summary="A result file, by a signed URL",
+    responses={403: {"description": "invalid or expired link"}, 404: {"description": "no such file"}},
+)
 async def download(key: str, store: Store, expires: Annotated[int, Query()], signature: Annotated[str, Query()]) -> FileResponse:
     if store.is_s3 or not verify(key, expires, signature, get_settings().resolved_signing_secret):
         raise ApiError(403, "The download link is invalid or has expired")

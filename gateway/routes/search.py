@@ -21,15 +21,34 @@ from gateway.routes.tasks import ERRORS
 
 router = APIRouter(tags=["search"])
 SEARCH: TypeAdapter[SearchRequest] = TypeAdapter(SearchRequest)
-BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": {"$ref": "#/components/schemas/SearchRequest"},
-    "example": {"search": {"date": {"from": "2023-01-01", "to": "2023-12-31"}, "cloudCoverage": {"from": 0, "to": 30}}, "limit": 10}}}}}
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/SearchRequest"},
+                "example": {
+                    "search": {"date": {"from": "2023-01-01", "to": "2023-12-31"}, "cloudCoverage": {"from": 0, "to": 30}},
+                    "limit": 10,
+                },
+            }
+        },
+    }
+}
 
 
 def search_result(record: SceneRecord, fields: list[str] | None) -> dict[str, Any]:
-    out = {"sceneID": record.scene_id, "view_id": record.view_id, "date": record.date.isoformat(), "cloudCoverage": record.cloud_cover,
-           "satelliteName": record.sensor, "dataGeometry": record.footprint, "crs": record.crs,
-           "bands": sorted(record.assets), "maskBand": record.mask_band}
+    out = {
+        "sceneID": record.scene_id,
+        "view_id": record.view_id,
+        "date": record.date.isoformat(),
+        "cloudCoverage": record.cloud_cover,
+        "satelliteName": record.sensor,
+        "dataGeometry": record.footprint,
+        "crs": record.crs,
+        "bands": sorted(record.assets),
+        "maskBand": record.mask_band,
+    }
     return {k: v for k, v in out.items() if k in fields} if fields else out
 
 
@@ -44,11 +63,21 @@ async def _search(request: Request, dataset: str | None) -> JSONResponse:
     shape = body.search.shape
     cloud = body.search.cloudCoverage
     scenes, found = await run_in_threadpool(
-        search_scenes, sensors, body.search.date_ranges(), shapely_shape(shape) if shape else None,
-        (cloud.from_, cloud.to) if cloud else (None, None), body.sort.get("date", "desc") == "desc",
-        (body.page - 1) * body.limit, body.limit,
+        search_scenes,
+        sensors,
+        body.search.date_ranges(),
+        shapely_shape(shape) if shape else None,
+        (cloud.from_, cloud.to) if cloud else (None, None),
+        body.sort.get("date", "desc") == "desc",
+        (body.page - 1) * body.limit,
+        body.limit,
     )
-    return JSONResponse({"results": [search_result(r, body.fields) for r in scenes], "meta": {"page": body.page, "found": found, "limit": body.limit}})
+    return JSONResponse(
+        {
+            "results": [search_result(r, body.fields) for r in scenes],
+            "meta": {"page": body.page, "found": found, "limit": body.limit},
+        }
+    )
 
 
 @router.post("/api/lms/search/v2", responses=ERRORS, summary="Search scenes of any sensors", openapi_extra=BODY)

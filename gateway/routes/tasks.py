@@ -44,21 +44,39 @@ def accepted(record: Any) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=202, headers={"X-Request-Id": record.req_id})
 
 
-@router.post("", status_code=202, response_model=TaskAccepted, responses=ERRORS, summary="Submit a task",
-             openapi_extra=request_body_schema())
+@router.post(
+    "",
+    status_code=202,
+    response_model=TaskAccepted,
+    responses=ERRORS,
+    summary="Submit a task",
+    openapi_extra=request_body_schema(),
+)
 async def submit_task(request: Request, key: Key, runs: Runs) -> JSONResponse:
     task, raw = await validated(request, TASK_REQUEST)
     return accepted(await submit(task, raw, request.headers.get("idempotency-key"), key, runs))
 
 
-@router.get("/{task_id}", summary="A task's state or result; with wait, as soon as it changes",
-            responses={**ERRORS, 200: {"model": TaskPending | TaskFinished | TaskFailed,
-                                       "description": "Not finished, failed or cancelled; a statistics task's answer"},
-                       303: {"description": "Finished: Location is the download URL"}})
-async def task_status(task_id: str, key: Key, runs: Runs, store: Store,
-                      redirect: Annotated[bool, Query(description="false: the URL in a JSON body instead of a 303")] = True,
-                      wait: Annotated[float | None, Query(gt=0, le=60, description="seconds to wait for a change of status or stage")] = None
-                      ) -> Response:
+@router.get(
+    "/{task_id}",
+    summary="A task's state or result; with wait, as soon as it changes",
+    responses={
+        **ERRORS,
+        200: {
+            "model": TaskPending | TaskFinished | TaskFailed,
+            "description": "Not finished, failed or cancelled; a statistics task's answer",
+        },
+        303: {"description": "Finished: Location is the download URL"},
+    },
+)
+async def task_status(
+    task_id: str,
+    key: Key,
+    runs: Runs,
+    store: Store,
+    redirect: Annotated[bool, Query(description="false: the URL in a JSON body instead of a 303")] = True,
+    wait: Annotated[float | None, Query(gt=0, le=60, description="seconds to wait for a change of status or stage")] = None,
+) -> Response:
     record = await records.owned_task(task_id, key.id)
     now = await current(record, runs)
     if wait and now.task_type in ("created", "started"):
@@ -82,9 +100,13 @@ async def cancel_task(task_id: str, key: Key, runs: Runs) -> JSONResponse:
     record = await records.owned_task(task_id, key.id)
     now = await current(record, runs)
     if now.task_type in ENDED:
-        raise ApiError(409, f"The task has already ended ({now.task_type}) and cannot be cancelled", [("task_id", "already ended")])
+        raise ApiError(
+            409, f"The task has already ended ({now.task_type}) and cannot be cancelled", [("task_id", "already ended")]
+        )
     if record.flow_run_id is None:
-        raise ApiError(409, "The task is being created; retry in a moment", [("task_id", "being created")], headers={"Retry-After": "1"})
+        raise ApiError(
+            409, "The task is being created; retry in a moment", [("task_id", "being created")], headers={"Retry-After": "1"}
+        )
     await runs.cancel(record.flow_run_id)
     # Its answer is "cancelled" from now on (SPEC §7), recorded here: a run cancelled while queued
     # never runs its hooks, and a running one may answer something else on its way out.
@@ -97,8 +119,9 @@ async def cancel_task(task_id: str, key: Key, runs: Runs) -> JSONResponse:
 
 
 @router.get("", summary="Your tasks, newest first", responses=ERRORS)
-async def list_tasks(key: Key, runs: Runs, page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JSONResponse:
+async def list_tasks(
+    key: Key, runs: Runs, page: Annotated[int, Query(ge=1, le=100_000)] = 1, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> JSONResponse:
     rows, found = await records.list_tasks(key.id, page, limit)
     open_runs = [r.flow_run_id for r in rows if r.status not in ENDED and r.flow_run_id]
     states = await runs.states(open_runs) if open_runs else {}
@@ -108,8 +131,16 @@ async def list_tasks(key: Key, runs: Runs, page: Annotated[int, Query(ge=1, le=1
             return r.status
         return TASK_TYPE_BY_STATE.get(states.get(r.flow_run_id or "", "PENDING"), "created")
 
-    tasks = [{"task_id": r.id, "type": r.type, "reference": r.reference, "created": r.created_at.isoformat(), "task_type": task_type(r)}
-             for r in rows]
+    tasks = [
+        {
+            "task_id": r.id,
+            "type": r.type,
+            "reference": r.reference,
+            "created": r.created_at.isoformat(),
+            "task_type": task_type(r),
+        }
+        for r in rows
+    ]
     return JSONResponse({"tasks": tasks, "meta": {"page": page, "limit": limit, "found": found}})
 
 
