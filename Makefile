@@ -19,5 +19,9 @@ install: bootstrap
 up: install
 	$(UV) run --frozen eotasks up
 
+# Lint, formatting and types first: a failure there fails CI like a failing test.
 test: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
 	$(UV) run --frozen pytest

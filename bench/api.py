@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from common import POLYGON, REPO, SAMPLE, VIEW_ID
 
-from common import POLYGON, REPO, SAMPLE, VIEW_ID  # noqa: E402  (puts the repository on sys.path)
-
-from eotasks.catalog.ingest import ingest_folder  # noqa: E402
-from eotasks.db import create_api_key, get_engine, init_db  # noqa: E402
-from eotasks.launcher import Service, free_port, service_env  # noqa: E402
+from eotasks.catalog.ingest import ingest_folder
+from eotasks.db import create_api_key, get_engine, init_db
+from eotasks.launcher import Service, free_port, service_env
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DEADLINE_S = 900  # no single phase may run longer than this
@@ -269,7 +268,8 @@ def main() -> None:
         flush=True,
     )
     print(
-        f"{'':20s} {'idle p50':>9s} {'idle max':>9s} {'burst runs/s':>13s} {'p50':>6s} {'p90':>6s} {'not ok':>7s} {'CPU-s/run':>10s}",
+        f"{'':20s} {'idle p50':>9s} {'idle max':>9s} {'burst runs/s':>13s} {'p50':>6s} {'p90':>6s} "
+        f"{'not ok':>7s} {'CPU-s/run':>10s}",
         flush=True,
     )
     for topology in ["embedded", "postgres"] if args.topology == "both" else [args.topology]:
@@ -278,7 +278,8 @@ def main() -> None:
             f = rows[executor] = run_topology(topology, executor, args.idle, args.tasks)
             q = statistics.quantiles(f.burst, n=10)
             print(
-                f"{f.name:20s} {statistics.median(f.idle):8.2f}s {max(f.idle):8.2f}s {f.burst_rate:13.2f} {statistics.median(f.burst):5.1f}s "
+                f"{f.name:20s} {statistics.median(f.idle):8.2f}s {max(f.idle):8.2f}s {f.burst_rate:13.2f} "
+                f"{statistics.median(f.burst):5.1f}s "
                 f"{q[8]:5.1f}s {f.bad:7d} {f.cpu_per_run:10.2f}",
                 flush=True,
             )

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import REPO  # noqa: F401  (puts the repository on sys.path)
 
 WORK = Path(tempfile.mkdtemp(prefix="eotasks-bench-fields-"))
@@ -38,9 +37,9 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 def make_fields(n: int, size_m: int, seed: int = 5) -> list[dict]:
     """n irregular 5-8-gons, area log-uniform in 0.5-20 ha, inside the demo area (lon/lat GeoJSON)."""
+    import shapely
     from pyproj import Transformer
     from shapely.geometry import Polygon, mapping
-    import shapely
 
     from eotasks.catalog.demo import CRS, ORIGIN
 
@@ -255,7 +254,7 @@ def main() -> None:
         (f"(d) {args.fields} single-field requests (3 measured, in process)", d),
     ]
     if not args.no_gateway:
-        body = {"type": "mt_stats", "params": {k: v for k, v in request.items()}}
+        body = {"type": "mt_stats", "params": dict(request.items())}
         rows.insert(
             1,
             (

@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 
 import httpx
+from common import POLYGON, REPO, SAMPLE, VIEW_ID  # noqa: F401  (puts the repository on sys.path)
 
-from common import POLYGON, REPO, SAMPLE, VIEW_ID  # noqa: E402, F401  (puts the repository on sys.path)
-
-from eotasks.catalog.demo import demo_fields, generate_demo  # noqa: E402
-from eotasks.catalog.ingest import ingest_folder  # noqa: E402
-from eotasks.db import create_api_key, init_db  # noqa: E402
-from eotasks.launcher import Service, free_port, service_env  # noqa: E402
+from eotasks.catalog.demo import demo_fields, generate_demo
+from eotasks.catalog.ingest import ingest_folder
+from eotasks.db import create_api_key, init_db
+from eotasks.launcher import Service, free_port, service_env
 
 
 def bodies(n: int) -> list[dict]:
@@ -120,8 +119,10 @@ def main() -> None:
         q = statistics.quantiles(latencies, n=100)
         window = time.monotonic() - started
         print(
-            f"{len(tasks)} tasks, {len(pollers)} pollers aiming at {args.rate:g} GET/s each for {args.seconds:g} s on {os.cpu_count()} cores; "
-            f"last task ended {max(ended_at.values(), default=float('nan')):.0f} s after the POSTs; {len(latencies) / window:.0f} GET/s served"
+            f"{len(tasks)} tasks, {len(pollers)} pollers aiming at {args.rate:g} GET/s each for {args.seconds:g} s "
+            f"on {os.cpu_count()} cores; "
+            f"last task ended {max(ended_at.values(), default=float('nan')):.0f} s after the POSTs; "
+            f"{len(latencies) / window:.0f} GET/s served"
         )
         print(
             f"5xx: {len(five_xx)}  lost tasks: {len(lost)}  failed: {sum(v == 'failed' for v in ended.values())}  "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 STAGES = ("authentication", "scene_lookup", "crop", "index", "render", "stats", "publish")
 
 TASK_TYPE_BY_STATE = {

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import rasterio
@@ -82,9 +83,11 @@ def _credentials() -> dict[str, Any]:
         "region_name": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.s3_region,
     }
     if settings.assets_credentials_block:
+        from typing import cast
+
         from prefect_aws import AwsCredentials
 
-        block = AwsCredentials.load(settings.assets_credentials_block)
+        block = cast(AwsCredentials, AwsCredentials.load(settings.assets_credentials_block))
         out["aws_access_key_id"] = block.aws_access_key_id or out["aws_access_key_id"]
         if block.aws_secret_access_key:
             out["aws_secret_access_key"] = block.aws_secret_access_key.get_secret_value()

@@ -17,7 +17,8 @@ The counting itself is plain raster code (``eotasks.raster.cost``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -66,7 +67,7 @@ def aoi_field(params: Any) -> str:
     return "params.view_id"  # no AOI: the whole scene
 
 
-def scene_task_bands(task_type: str, params: Any, sensor: "Sensor") -> list[str]:
+def scene_task_bands(task_type: str, params: Any, sensor: Sensor) -> list[str]:
     from eotasks.raster.indices import bands_of, compile_expressions
 
     if task_type == "lbe":
@@ -84,7 +85,7 @@ def check_memory(estimate: float, field: str, what: str) -> None:
         )
 
 
-def check_scene_task(task_type: str, params: Any, scene: "SceneRecord", aoi: BaseGeometry | None) -> None:
+def check_scene_task(task_type: str, params: Any, scene: SceneRecord, aoi: BaseGeometry | None) -> None:
     """bandmath, lbe, jpeg: the read window over the AOI's bounds (the output covers them) x bands,
     jpeg's picture size, and the memory of the whole run, before any read."""
     from eotasks.catalog.scenes import scene_assets
@@ -131,7 +132,7 @@ def _utm_crs(aoi: BaseGeometry) -> str:
     return f"EPSG:{infos[0].code}" if infos else "EPSG:3857"
 
 
-def check_time_series_task(params: "MtStatsParams", aoi: BaseGeometry) -> None:
+def check_time_series_task(params: MtStatsParams, aoi: BaseGeometry) -> None:
     """mt_stats, before any read: per scene, each AOI part's window x the bands of its indices and
     mask, at the sensor's own resolutions (in the part's UTM zone; the scenes are not known yet);
     the memory the fields' values need, times the scenes worked on at once; the answer's size."""
@@ -191,7 +192,7 @@ EDGE_BYTES = 24
 BIN_BYTES = 10
 
 
-def stats_bytes(params: "MtStatsParams") -> tuple[int, int, int]:
+def stats_bytes(params: MtStatsParams) -> tuple[int, int, int]:
     """Bytes of one index's statistics: (all of it, its percentiles, its histogram)."""
     percentiles = len(params.percentiles or ()) * PERCENTILE_BYTES
     histogram = 0
@@ -201,7 +202,7 @@ def stats_bytes(params: "MtStatsParams") -> tuple[int, int, int]:
     return STATS_BYTES + (COUNT_BYTES if params.richer else 0) + percentiles + histogram, percentiles, histogram
 
 
-def scene_field_pairs(params: "MtStatsParams", aoi: BaseGeometry, shapes: Sequence[BaseGeometry]) -> tuple[int, int]:
+def scene_field_pairs(params: MtStatsParams, aoi: BaseGeometry, shapes: Sequence[BaseGeometry]) -> tuple[int, int]:
     """(scenes the request will read, field-scene pairs it will answer for), from the catalogue: the
     scenes the search will find, and for each the fields its footprint meets."""
     from shapely import STRtree
@@ -223,7 +224,7 @@ def scene_field_pairs(params: "MtStatsParams", aoi: BaseGeometry, shapes: Sequen
     return len(scenes), pairs
 
 
-def check_answer_size(params: "MtStatsParams", aoi: BaseGeometry, shapes: Sequence[BaseGeometry], indices: list[str]) -> None:
+def check_answer_size(params: MtStatsParams, aoi: BaseGeometry, shapes: Sequence[BaseGeometry], indices: list[str]) -> None:
     settings = get_settings()
     scenes, pairs = scene_field_pairs(params, aoi, shapes)
     per_index, percentiles, histogram = stats_bytes(params)

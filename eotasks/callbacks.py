@@ -26,8 +26,9 @@ import ipaddress
 import logging
 import socket
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -75,7 +76,7 @@ def resolve(host: str, port: int) -> list[Address]:
     except ValueError:
         pass
     infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    return [ipaddress.ip_address(i[4][0].split("%")[0]) for i in infos]
+    return [ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos]
 
 
 def _port(url: str) -> int:
@@ -224,24 +225,19 @@ def backoff_s(attempt: int) -> float:
 def _claim(now: dt.datetime, lease_s: float, db_url: str | None) -> list[Any]:
     """Lease due rows to this sender: an UPDATE that only succeeds while the row is unleased, so two
     gateways never send the same callback at once (a crashed sender's lease simply expires)."""
-    from sqlmodel import select
+    from sqlalchemy import CursorResult, update
+    from sqlmodel import col, select
 
     from eotasks.db import CallbackRecord, session
 
+    done_at, next_at = col(CallbackRecord.done_at), col(CallbackRecord.next_attempt_at)
     claimed = []
     with session(db_url) as s:
-        due = s.exec(
-            select(CallbackRecord.id)
-            .where(CallbackRecord.done_at.is_(None), CallbackRecord.next_attempt_at <= now)  # type: ignore[union-attr]
-            .order_by(CallbackRecord.next_attempt_at)
-            .limit(20)
-        ).all()
+        due = s.exec(select(CallbackRecord.id).where(done_at.is_(None), next_at <= now).order_by(next_at).limit(20)).all()
         for row_id in due:
-            from sqlalchemy import update
-
-            result = s.execute(
+            result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
                 update(CallbackRecord)
-                .where(CallbackRecord.id == row_id, CallbackRecord.done_at.is_(None), CallbackRecord.next_attempt_at <= now)
+                .where(col(CallbackRecord.id) == row_id, done_at.is_(None), next_at <= now)
                 .values(next_attempt_at=now + dt.timedelta(seconds=lease_s))
             )
             s.commit()
@@ -255,6 +251,8 @@ def _record(row_id: str, delivered: bool, what: str, max_attempts: int, db_url: 
 
     with session(db_url) as s:
         row = s.get(CallbackRecord, row_id)
+        if row is None:  # removed meanwhile (an operator's clean-up): nothing to record
+            return
         row.attempts += 1
         row.last_result = what
         now = utcnow()
@@ -277,8 +275,9 @@ async def send_due(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> int:
     """Send every due callback once (concurrently); how many were attempted."""
-    from eotasks.db import utcnow
     from starlette.concurrency import run_in_threadpool
+
+    from eotasks.db import utcnow
 
     settings = get_settings()
     rows = await run_in_threadpool(_claim, utcnow(), settings.callback_deadline_s + 30, db_url)

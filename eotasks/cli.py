@@ -107,7 +107,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.bands:
             for band, a in sorted(r.assets.items()):
                 print(
-                    f"    {band:9s} {a['resolution']:>4g} m  value = DN x {a['scale']:g} + {a['offset']:g}  ({a.get('unit', 'reflectance')})"
+                    f"    {band:9s} {a['resolution']:>4g} m  value = DN x {a['scale']:g} + {a['offset']:g}  "
+                    f"({a.get('unit', 'reflectance')})"
                     f"  nodata {a['nodata']}"
                 )
     return 0

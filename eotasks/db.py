@@ -22,7 +22,7 @@ KEY_PREFIX = "apk."
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class ApiKey(SQLModel, table=True):

@@ -138,9 +138,9 @@ class Service:
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")
         supervised = [sys.executable, "-m", "eotasks.supervised", "--", *args]
-        proc = subprocess.Popen(supervised, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own descriptor of it
+            proc = subprocess.Popen(supervised, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs = [(n, p) for n, p in self.procs if n != name] + [(name, proc)]
         self.args[name] = args
         return proc
@@ -210,14 +210,14 @@ class Service:
         return proc
 
     def stop(self, grace: float = 15) -> None:
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     continue
         deadline = time.monotonic() + grace
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -65,7 +65,7 @@ def _check_expressions(
         raise _err("expression", "must name at least one band, alias or expression")
     try:
         asts = parse(value, settings.max_expression_chars)
-        for source, ast in zip(split_expressions(value), asts):
+        for source, ast in zip(split_expressions(value), asts, strict=False):
             require_a_band(source, ast)  # also when the view_id is bad: "1" is wrong on any scene
         count = len(asts)
         if view_id is not None:
@@ -97,7 +97,7 @@ def checked_geometry(value: Any) -> dict[str, Any]:
     if geom.is_empty:
         raise _err("geometry", "is empty")
     minx, miny, maxx, maxy = geom.bounds
-    if not (-180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
+    if not (minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
         raise _err("geometry", "has coordinates outside longitude -180..180 / latitude -90..90")
     if not geom.is_valid:
         raise _err("geometry", "is not a valid polygon: {reason}", reason=shapely.is_valid_reason(geom))
@@ -131,7 +131,7 @@ class AOIParams(_Params):
         if len(v) != 4:
             raise _err("bbox", "must be four numbers [minx, miny, maxx, maxy]")
         minx, miny, maxx, maxy = v
-        if not all(map(lambda x: x == x and abs(x) != float("inf"), v)):
+        if not all(x == x and abs(x) != float("inf") for x in v):
             raise _err("bbox", "must be finite numbers")
         if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
             raise _err("bbox", "is outside the valid range (longitude -180..180, latitude -90..90)")
@@ -153,7 +153,7 @@ class AOIParams(_Params):
         return v
 
     @model_validator(mode="after")
-    def _one_aoi(self) -> "AOIParams":
+    def _one_aoi(self) -> AOIParams:
         given = [n for n in ("bbox", "geometry", "cropper_ref", "fields") if getattr(self, n, None) is not None]
         if len(given) > 1:
             raise _err(
@@ -267,7 +267,7 @@ class JpegParams(SceneParams):
         return v
 
     @model_validator(mode="after")
-    def _output_size(self) -> "JpegParams":
+    def _output_size(self) -> JpegParams:
         from eotasks.raster.warp import aoi_pixels
 
         shp = self.aoi_shape()
@@ -310,11 +310,13 @@ class HistogramSpec(BaseModel):
     edges: list[float] | None = Field(None, min_length=2, max_length=1001)
 
     @model_validator(mode="after")
-    def _one_form(self) -> "HistogramSpec":
+    def _one_form(self) -> HistogramSpec:
         if self.edges is not None:
             if self.bins is not None or self.range is not None:
                 raise _err("histogram", "give either bins and range, or edges", field="histogram")
-            if not all(math.isfinite(e) for e in self.edges) or any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+            if not all(math.isfinite(e) for e in self.edges) or any(
+                b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)
+            ):
                 raise _err("histogram", "edges must be finite and increasing", field="histogram.edges")
             return self
         if self.bins is None or self.range is None or len(self.range) != 2:
@@ -327,6 +329,8 @@ class HistogramSpec(BaseModel):
     def bin_edges(self) -> list[float]:
         if self.edges is not None:
             return list(self.edges)
+        if self.range is None or self.bins is None:  # the validator above makes this impossible
+            raise ValueError("a histogram needs bins and range, or edges")
         lo, hi = self.range
         return [lo + (hi - lo) * i / self.bins for i in range(self.bins + 1)]
 
@@ -463,7 +467,7 @@ class MtStatsParams(AOIParams):
         return list(dict.fromkeys(out))
 
     @model_validator(mode="after")
-    def _dates_and_expressions(self) -> "MtStatsParams":
+    def _dates_and_expressions(self) -> MtStatsParams:
         settings = get_settings()
         if self.date_end < self.date_start:
             raise _err(
@@ -536,7 +540,7 @@ class MtStatsRequest(_Request):
     params: MtStatsParams
 
 
-TaskRequestModel = Union[BandmathRequest, LbeRequest, JpegRequest, MtStatsRequest]
+TaskRequestModel = BandmathRequest | LbeRequest | JpegRequest | MtStatsRequest
 TaskRequest = Annotated[TaskRequestModel, Field(discriminator="type")]
 
 
@@ -610,7 +614,7 @@ MAX_SEARCH_DATES = 100  # date ranges in one search; more is a 400, not a query 
 class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
     date: DateRangeModel | Annotated[list[DateRangeModel | dt.date], Field(max_length=MAX_SEARCH_DATES)] | dt.date | None = None
-    cloudCoverage: NumberRange | None = None  # noqa: N815 (the reference API's name)
+    cloudCoverage: NumberRange | None = None
     shape: dict[str, Any] | None = None
     satellites: Annotated[list[str], Field(max_length=50)] | None = None
 
@@ -634,7 +638,7 @@ class SearchFilters(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     search: SearchFilters = Field(default_factory=SearchFilters)
-    sort: dict[str, Literal["asc", "desc"]] = Field(default_factory=lambda: {"date": "desc"})
+    sort: dict[str, Literal["asc", "desc"]] = Field(default_factory=lambda: dict[str, Literal["asc", "desc"]](date="desc"))
     page: int = Field(1, ge=1, le=100_000)
     limit: int = Field(500, ge=1, le=5000)
     fields: Annotated[list[str], Field(max_length=50)] | None = None

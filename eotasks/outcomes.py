@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import CursorResult, or_, update
+from sqlmodel import col
 
 from eotasks.db import TaskRecord, session, utcnow
 
@@ -31,13 +32,14 @@ def record_stage(task_id: str, stage: str, url: str | None = None) -> None:
         _recorded.clear()
     _recorded[task_id] = stage
     with session(url) as s:
+        status, current = col(TaskRecord.status), col(TaskRecord.stage)
         s.execute(
             update(TaskRecord)
             .where(
-                TaskRecord.id == task_id,
-                or_(TaskRecord.status.is_(None), TaskRecord.status == "started"),  # type: ignore[union-attr]
-                or_(TaskRecord.stage.is_(None), TaskRecord.stage != stage, TaskRecord.status.is_(None)),
-            )  # type: ignore[union-attr]
+                col(TaskRecord.id) == task_id,
+                or_(status.is_(None), status == "started"),
+                or_(current.is_(None), current != stage, status.is_(None)),
+            )
             .values(status="started", stage=stage, updated_at=utcnow())
         )
         s.commit()
@@ -60,16 +62,10 @@ def record_ending(
     if stage is not None:
         values["stage"] = stage
     with session(url) as s:
-        done = s.execute(
-            update(TaskRecord)
-            .where(
-                TaskRecord.id == task_id,
-                or_(
-                    TaskRecord.status.is_(None),  # type: ignore[union-attr]
-                    TaskRecord.status == "started",
-                ),
-            )
-            .values(**values)
+        now_status = col(TaskRecord.status)
+        unended = or_(now_status.is_(None), now_status == "started")
+        done: CursorResult[Any] = s.execute(  # type: ignore[assignment]
+            update(TaskRecord).where(col(TaskRecord.id) == task_id, unended).values(**values)
         )
         s.commit()
         return bool(done.rowcount)
@@ -82,5 +78,5 @@ def ended(record: TaskRecord) -> bool:
 def changed_since(record: TaskRecord, since: dt.datetime) -> bool:
     updated = record.updated_at
     if updated.tzinfo is None:  # SQLite gives naive datetimes back
-        updated = updated.replace(tzinfo=dt.timezone.utc)
+        updated = updated.replace(tzinfo=dt.UTC)
     return updated > since

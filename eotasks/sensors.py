@@ -45,12 +45,11 @@ class Sensor:
         for b in self.bands:
             if b.name.upper() == upper or upper in b.generic:
                 return b.name
-        if self.family == "sentinel2":
-            # "B4" is accepted for "B04", "B8" for "B08".
-            if len(upper) == 2 and upper[0] == "B" and upper[1].isdigit():
-                padded = f"B0{upper[1]}"
-                if padded in self._index:
-                    return padded
+        # "B4" is accepted for "B04", "B8" for "B08".
+        if self.family == "sentinel2" and len(upper) == 2 and upper[0] == "B" and upper[1].isdigit():
+            padded = f"B0{upper[1]}"
+            if padded in self._index:
+                return padded
         if self.family == "landsat":
             # Collection 2 product names (SR_B4) and zero-padded forms (B04) name the same bands.
             stripped = upper.removeprefix("SR_").removeprefix("ST_")
@@ -118,7 +117,7 @@ SENTINEL2 = Sensor(
     "sentinel2",
     "S2",
     "sentinel2",
-    _S2_COMMON + (Band("B10", 60, ("CIRRUS",)), Band("B11", 20, ("SWIR1",)), Band("B12", 20, ("SWIR2",))),
+    (*_S2_COMMON, Band("B10", 60, ("CIRRUS",)), Band("B11", 20, ("SWIR1",)), Band("B12", 20, ("SWIR2",))),
     spyndex_bands=_S2_SPYNDEX,
     spyndex_platform="Sentinel-2",
     mask_band=None,
@@ -129,7 +128,7 @@ SENTINEL2_L2A = Sensor(
     "sentinel2l2a",
     "S2L2A",
     "sentinel2",
-    _S2_COMMON + (Band("B11", 20, ("SWIR1",)), Band("B12", 20, ("SWIR2",)), Band("SCL", 20, (), spectral=False)),
+    (*_S2_COMMON, Band("B11", 20, ("SWIR1",)), Band("B12", 20, ("SWIR2",)), Band("SCL", 20, (), spectral=False)),
     spyndex_bands=_S2_SPYNDEX,
     spyndex_platform="Sentinel-2",
     # Processing baseline 04.00 and later: (DN - 1000) / 10000.

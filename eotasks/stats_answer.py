@@ -14,8 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from dataclasses import dataclass, field
-from typing import IO, Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
 
 import orjson
 
@@ -38,20 +39,28 @@ class FieldSummary:
     high: float = float("-inf")
 
 
-@dataclass
 class TimeSeriesAnswer:
-    """The answer of one request, built row by row."""
+    """The answer of one request, built row by row. A plain class, not a dataclass: passed to a
+    step, Prefect would walk a dataclass's every row looking for futures."""
 
-    bm_type: str | list[str]
-    field_order: dict[Any, int]  # field id -> position as sent; {None: 0} for a single AOI
-    output_format: str = "json"  # "json" or "csv"
-    percentiles: Sequence[float] = ()
-    histogram_bins: int = 0
-    _results: list[tuple[tuple, bytes]] = field(default_factory=list)
-    _errors: list[tuple[tuple, bytes]] = field(default_factory=list)
-    summaries: dict[Any, FieldSummary] = field(default_factory=dict)
-    by_date: dict[str, list[float]] = field(default_factory=dict)  # first index's averages of the fields, by date
-    size: int = 0
+    def __init__(
+        self,
+        bm_type: str | list[str],
+        field_order: dict[Any, int],
+        output_format: str = "json",
+        percentiles: Sequence[float] = (),
+        histogram_bins: int = 0,
+    ) -> None:
+        self.bm_type = bm_type
+        self.field_order = field_order  # field id -> position as sent; {None: 0} for a single AOI
+        self.output_format = output_format  # "json" or "csv"
+        self.percentiles = percentiles
+        self.histogram_bins = histogram_bins
+        self._results: list[tuple[tuple, bytes]] = []
+        self._errors: list[tuple[tuple, bytes]] = []
+        self.summaries: dict[Any, FieldSummary] = {}
+        self.by_date: dict[str, list[float]] = {}  # the first index's averages of the fields, by date
+        self.size = 0
 
     @property
     def indices(self) -> list[str]:

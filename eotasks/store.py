@@ -20,7 +20,6 @@ import fsspec
 
 from eotasks.settings import Settings, get_settings
 
-
 S3_MAX_PRESIGN_S = 7 * 86400
 
 
@@ -124,7 +123,8 @@ class ResultStore:
             return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": object_key}, ExpiresIn=ttl)
         expires = int(time.time()) + ttl
         sig = sign(key, expires, settings.resolved_signing_secret)
-        return f"{settings.resolved_public_url}/api/download/{quote(safe_key(key))}?{urlencode({'expires': expires, 'signature': sig})}"
+        query = urlencode({"expires": expires, "signature": sig})
+        return f"{settings.resolved_public_url}/api/download/{quote(safe_key(key))}?{query}"
 
 
 def safe_key(key: str) -> str:
@@ -163,17 +163,22 @@ def get_store(settings: Settings | None = None) -> ResultStore:
 
 
 def _store_from_block(name: str, settings: Settings) -> ResultStore:
+    from typing import cast
+
     from prefect_aws import S3Bucket
 
-    block = S3Bucket.load(name)
+    block = cast(S3Bucket, S3Bucket.load(name))  # called from plain threads: the block, not a coroutine
     creds = block.credentials
     params = getattr(creds, "aws_client_parameters", None)
     endpoint = getattr(params, "endpoint_url", None) if params else None
-    secret = creds.aws_secret_access_key
+    # AwsCredentials names its pair aws_access_key_id / aws_secret_access_key; MinIOCredentials,
+    # minio_root_user / minio_root_password.
+    key_id = getattr(creds, "aws_access_key_id", None) or getattr(creds, "minio_root_user", None)
+    secret = getattr(creds, "aws_secret_access_key", None) or getattr(creds, "minio_root_password", None)
     return ResultStore(
         url=f"s3://{block.bucket_name}/{block.bucket_folder}".rstrip("/"),
         endpoint_url=endpoint or settings.s3_endpoint_url,
         region=getattr(creds, "region_name", None) or settings.s3_region,
-        key_id=creds.aws_access_key_id,
+        key_id=key_id,
         secret=secret.get_secret_value() if secret is not None else None,
     )

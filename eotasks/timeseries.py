@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
@@ -61,7 +62,7 @@ class Field:
 
     __slots__ = ("id", "shape")
 
-    def __init__(self, id: Any, shape: BaseGeometry) -> None:  # noqa: A002 (a field's id, as GeoJSON calls it)
+    def __init__(self, id: Any, shape: BaseGeometry) -> None:
         self.id = id
         self.shape = shape  # lon/lat
 
@@ -99,7 +100,7 @@ class SceneRef:
     date: str  # ISO
 
     @classmethod
-    def of(cls, record: SceneRecord) -> "SceneRef":
+    def of(cls, record: SceneRecord) -> SceneRef:
         return cls(record.scene_id, record.view_id, record.date.isoformat())
 
 
@@ -245,9 +246,9 @@ def grid_plan(fields: Sequence[Field], grid: Grid, rule: str) -> GridPlan:
             local = (rows - r0) * (c1 - c0) + (cols - c0)
             inside = None
             if len(fields) == 1 and (weights == 1.0).all():
-                inside = np.zeros((r1 - r0) * (c1 - c0), bool)
-                inside[local] = True
-                inside = inside.reshape(r1 - r0, c1 - c0)
+                flat = np.zeros((r1 - r0) * (c1 - c0), bool)
+                flat[local] = True
+                inside = flat.reshape(r1 - r0, c1 - c0)
             return GridPlan(local, weights, owner, [(r0, c0, r1 - r0, c1 - c0, 0, cells.size)], met, inside)
         across = (grid.width + BLOCK - 1) // BLOCK
         block = (rows // BLOCK) * across + cols // BLOCK
@@ -257,7 +258,7 @@ def grid_plan(fields: Sequence[Field], grid: Grid, rule: str) -> GridPlan:
         stops = np.append(starts[1:], block.size)
         windows = []
         local = np.empty(cells.size, np.int64)
-        for i, a, b in zip(ids.tolist(), starts.tolist(), stops.tolist()):
+        for i, a, b in zip(ids.tolist(), starts.tolist(), stops.tolist(), strict=False):
             br, bc = divmod(i, across)
             h, w = min(BLOCK, grid.height - br * BLOCK), min(BLOCK, grid.width - bc * BLOCK)
             local[a:b] = (rows[a:b] - br * BLOCK) * w + (cols[a:b] - bc * BLOCK)
@@ -301,6 +302,7 @@ def scene_statistics(record: SceneRecord, indices: Sequence[str], fields: Sequen
     for index, program in programs.items():
         groups.setdefault(assets[coarsest(assets, program.bands)].resolution, []).append(index)
     kind = mask_kind(record)
+    mask_band = record.mask_band or ""  # there is one whenever kind is known
     got = _Gathered(len(fields), indices)
     with BandFiles(assets) as files:  # each band's file is opened once, for all its blocks
         for first, (_, group) in enumerate(sorted(groups.items())):
@@ -312,7 +314,7 @@ def scene_statistics(record: SceneRecord, indices: Sequence[str], fields: Sequen
                 block = grid.block(row, col, height, width)
                 raster = files.read(bands, block)
                 if kind is not None:
-                    classes, has_data = files.read_classes(record.mask_band, block)
+                    classes, has_data = files.read_classes(mask_band, block)
                     usable = has_data & cloudmask.usable(kind, classes)
                     flags = cloudmask.flagged(kind, classes, options.cloud_masking_level) & usable
                 else:
@@ -390,7 +392,7 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
     # clouded field must not come out at 100.00000000000001 % and be refused at a 100 % threshold).
     with np.errstate(invalid="ignore", divide="ignore"):
         cloud = np.where(got.usable > 0, np.minimum(100.0, 100.0 * got.flagged / np.where(got.usable > 0, got.usable, 1)), 0.0)
-    conv: Callable[[float], Any] = (lambda x: int(round(x))) if whole else float
+    conv: Callable[[float], Any] = (lambda x: round(x)) if whole else float
     edges = [float(e) for e in options.histogram_edges] if options.histogram_edges is not None else None
     # Python lists once per statistic: a thousand fields' dictionaries are built from plain floats.
     lists = {index: {k: a.tolist() for k, a in stats[index].items()} for index in got.indices}

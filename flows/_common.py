@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
@@ -16,8 +17,8 @@ from prefect.states import Failed, State
 from eotasks import callbacks
 from eotasks.answers import TASK_TYPE_BY_STATE, failed_answer, failure_message, stage_from_task_runs
 from eotasks.db import TaskRecord, session
-from eotasks.outcomes import record_ending, record_stage
 from eotasks.errors import UserError
+from eotasks.outcomes import record_ending, record_stage
 from eotasks.store import get_store
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from eotasks.models import BandmathParams
+from eotasks.raster.indices import bands_of
 from flows._common import output_name, programs_for, task_flow
 from tasks.authentication import authenticate
 from tasks.crop import crop
@@ -15,7 +16,6 @@ from tasks.encode import encode_cog
 from tasks.index import index
 from tasks.publish import publish
 from tasks.scene_lookup import lookup_scene
-from eotasks.raster.indices import bands_of
 
 
 @task_flow("bandmath")

@@ -30,5 +30,5 @@ def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
         {b: assets[b].fill if b in assets else 0.0 for b in params.bands},
     )
     cut = crop(scene, params, [list(g.bands) for g in groups], "lbe", scaled=False)
-    name, path = package_bands(scene, params, list(zip(groups, cut.rasters)))
+    name, path = package_bands(scene, params, list(zip(groups, cut.rasters, strict=False)))
     return {"files": publish(task_id, {name: path})}

@@ -15,7 +15,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.utilities.annotations import quote
 
 from eotasks.models import MtStatsParams
 from flows._common import failing_as_told, flow_timeout, safe_name, time_series_runner
@@ -45,7 +44,7 @@ def monitor(
     max_cloud_cover_in_aoi: float = 100.0,
     cloud_masking_level: int = 1,
 ) -> Any:
-    end = end_date or dt.datetime.now(dt.timezone.utc).date()
+    end = end_date or dt.datetime.now(dt.UTC).date()
     params = MtStatsParams(
         date_start=end - dt.timedelta(days=days),
         date_end=end,
@@ -60,12 +59,12 @@ def monitor(
     )
     answer = time_series(params)
     result = answer.as_dict()
-    started = flow_run.scheduled_start_time or dt.datetime.now(dt.timezone.utc)
+    started = flow_run.scheduled_start_time or dt.datetime.now(dt.UTC)
     folder, stamp = f"monitoring/{safe_name(name)}", f"{started:%Y%m%dT%H%M%SZ}"
     [key] = publish(folder, {f"{stamp}.json": json.dumps({"params": params.model_dump(mode="json"), **result}).encode()})
     if fields is not None:
-        field_artifacts(f"{folder}/{stamp}", quote(answer))
+        field_artifacts(f"{folder}/{stamp}", answer)
     else:
-        series_artifacts(f"{folder}/{stamp}", quote(result), answer.indices)
+        series_artifacts(f"{folder}/{stamp}", answer)
     get_run_logger().info("kept %d results (%d left out) as %s", len(result["result"]), len(result["errors"]), key)
     return {"key": key, "scenes": len(result["result"]), "errors": len(result["errors"])}

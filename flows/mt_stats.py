@@ -8,16 +8,18 @@ artifacts)
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any, cast
+from uuid import UUID
 
 import orjson
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.utilities.annotations import quote
 
 from eotasks.budget import aoi_of, check_time_series_task
 from eotasks.models import MtStatsParams
+from eotasks.sensors import OPTICAL_SENSORS
 from eotasks.settings import get_settings
 from eotasks.stats_answer import TimeSeriesAnswer
 from eotasks.timeseries import Field, Fields, SceneOutcome, SkippedRow, StatsOptions
@@ -34,12 +36,12 @@ def mt_stats(task_id: str, api_key_id: int, params: MtStatsParams) -> Any:
     authenticate(api_key_id)
     answer = time_series(params)
     if params.fields is not None:  # many fields: the answer is a file (JSON or CSV)
-        files = publish(task_id, {f"mt_stats_fields.{params.output_format}": quote(answer)})
-        field_artifacts(task_id, quote(answer))
+        files = publish(task_id, {f"mt_stats_fields.{params.output_format}": answer})
+        field_artifacts(task_id, answer)
         return {"files": files}
     result = answer.as_dict()
     publish(task_id, {"mt_stats.json": orjson.dumps(result)})
-    series_artifacts(task_id, quote(result), answer.indices)
+    series_artifacts(task_id, answer)
     return result
 
 
@@ -61,8 +63,7 @@ def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
     aoi = aoi_of(params)
     check_time_series_task(params, aoi)  # before any read, as at submission
     fields = Fields([Field(None, aoi)] if params.fields is None else [Field(fid, shape) for fid, shape in params.field_shapes()])
-    # quote(): Prefect would otherwise walk the model's every coordinate looking for futures.
-    scenes = lookup_scenes(quote(params), aoi)
+    scenes = lookup_scenes(list(params.sensors or OPTICAL_SENSORS), params.date_start, params.date_end, aoi, params.limit)
     answer = TimeSeriesAnswer(
         params.bm_type,
         {f.id: i for i, f in enumerate(fields)},
@@ -93,8 +94,8 @@ def as_batches_finish(futures: list[PrefectFuture], groups: list[list], descript
     """Each batch's outcome as it finishes, with the run's progress artifact and a log line."""
     logger = get_run_logger()
     total = sum(len(g) for g in groups)
-    progress = create_progress_artifact(0.0, description=description)
-    sizes = {id(f): len(g) for f, g in zip(futures, groups)}
+    progress = cast(UUID, create_progress_artifact(0.0, description=description))  # a sync flow: the id, not a coroutine
+    sizes = {id(f): len(g) for f, g in zip(futures, groups, strict=False)}
     done = 0
     for future in as_completed(futures):
         yield future.result()

@@ -68,7 +68,7 @@ def process_start(pid: int) -> dt.datetime | None:
     except (OSError, StopIteration, IndexError, ValueError):
         return None
     ticks = int(fields[19])  # field 22 of stat: start time, in clock ticks after boot
-    return dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), dt.timezone.utc)
+    return dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), dt.UTC)
 
 
 def stop_first_process(infrastructure_pid: str | None, run_started: dt.datetime | None, grace_s: float = 10.0) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -40,7 +41,23 @@ class RateLimiter:
             self.buckets[key_id] = (tokens - 1, now)
 
 
-async def require_key(request: Request) -> ApiKey:
+@dataclass(frozen=True)
+class Caller:
+    """Who a request is from: an API key that exists and is not revoked (never the key itself)."""
+
+    id: int
+    name: str
+    masked: str
+    daily_quota: int | None
+
+    @classmethod
+    def of(cls, record: ApiKey) -> Caller:
+        if record.id is None:
+            raise ValueError("an API key row without an id")
+        return cls(record.id, record.name, record.masked, record.daily_quota)
+
+
+async def require_key(request: Request) -> Caller:
     key = request.query_params.get("api_key") or request.headers.get("x-api-key")
     if not key:
         raise ApiError(
@@ -53,9 +70,10 @@ async def require_key(request: Request) -> ApiKey:
         raise ApiError(403, "The API key is not valid", details=[("api_key", "unknown")])
     if record.revoked_at is not None:
         raise ApiError(403, "The API key has been revoked", details=[("api_key", "revoked")])
+    caller = Caller.of(record)
     limiter: RateLimiter = request.app.state.rate_limiter
-    await limiter.check(record.id)
-    return record
+    await limiter.check(caller.id)
+    return caller
 
 
 def new_rate_limiter() -> RateLimiter:

@@ -9,9 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from eotasks.db import ApiKey
 from eotasks.store import ResultStore, get_store
-from gateway.auth import require_key
+from gateway.auth import Caller, require_key
 from gateway.runs import PrefectRuns
 
 STORE_TTL_S = 30.0
@@ -32,6 +31,6 @@ async def store_of(request: Request) -> ResultStore:
     return cached[0]
 
 
-Key = Annotated[ApiKey, Depends(require_key)]
+Key = Annotated[Caller, Depends(require_key)]
 Runs = Annotated[PrefectRuns, Depends(runs_of)]
 Store = Annotated[ResultStore, Depends(store_of)]

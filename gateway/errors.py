@@ -8,7 +8,8 @@ anything else unexpected is a 500 whose details stay in the gateway's log.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,9 +51,9 @@ def _field(err: dict[str, Any]) -> str:
         return "type"
     ctx = err.get("ctx") or {}
     if "field" in ctx and loc and loc[-1] == "params":
-        loc = loc + [ctx["field"]]
+        loc = [*loc, ctx["field"]]
     elif "field" in ctx and loc and str(ctx["field"]).split("[")[0].split(".")[0] == loc[-1]:
-        loc = loc[:-1] + [str(ctx["field"])]  # a validator naming a part of its field: fields[3], histogram.edges
+        loc = [*loc[:-1], str(ctx["field"])]  # a validator naming a part of its field: fields[3], histogram.edges
     # Lists: bbox.0 -> bbox[0]
     out = ""
     for part in loc:
@@ -82,7 +83,8 @@ def unavailable(exc: BaseException) -> str | None:
     """Which piece of infrastructure an exception says is down: "orchestrator" (the Prefect API),
     "database" (ours), or None for a genuine internal error."""
     import httpx
-    from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
+    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -128,7 +130,8 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, text, headers=getattr(exc, "headers", None))
 
     import httpx
-    from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         down = unavailable(exc)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from typing import Any, Awaitable, Callable, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from eotasks.db import CropperRecord, TaskRecord, session, utcnow
@@ -57,7 +58,7 @@ def find_idempotent(key_id: int, idem: str) -> TaskRecord | None:
 @threaded
 def release_if_abandoned(record: TaskRecord) -> bool:
     """Delete a reservation no run was ever linked to, once it is stale; True when it was."""
-    created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.timezone.utc)
+    created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.UTC)
     if record.flow_run_id is not None or utcnow() - created < dt.timedelta(seconds=STALE_RESERVATION_S):
         return False
     with session() as s:
@@ -109,10 +110,10 @@ def list_tasks(key_id: int, page: int, limit: int) -> tuple[list[TaskRecord], in
         rows = s.exec(
             select(TaskRecord)
             .where(TaskRecord.api_key_id == key_id)
-            .order_by(TaskRecord.created_at.desc())
+            .order_by(col(TaskRecord.created_at).desc())
             .offset((page - 1) * limit)
             .limit(limit)
-        ).all()  # type: ignore[attr-defined]
+        ).all()
         return list(rows), int(found)
 
 

@@ -17,10 +17,11 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from eotasks.callbacks import check_callback_url_async
-from eotasks.db import ApiKey, TaskRecord
+from eotasks.db import TaskRecord
 from eotasks.errors import UserError
 from eotasks.models import TaskRequestModel
 from gateway import records
+from gateway.auth import Caller
 from gateway.errors import ApiError
 from gateway.runs import NotAvailable, PrefectRuns
 
@@ -56,7 +57,7 @@ def run_parameters(task: TaskRequestModel, record: TaskRecord) -> dict[str, Any]
     }
 
 
-async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, key: ApiKey, runs: PrefectRuns) -> TaskRecord:
+async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, key: Caller, runs: PrefectRuns) -> TaskRecord:
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise ApiError(400, "Idempotency-Key must be 1 to 255 characters", [("Idempotency-Key", "length")])
     if task.callback_url:

@@ -19,12 +19,13 @@ from prefect.exceptions import ObjectNotFound
 from starlette.concurrency import run_in_threadpool
 
 from eotasks.answers import TASK_TYPE_BY_STATE, failed_answer, failure_message
-from eotasks.db import ApiKey, TaskRecord, session, utcnow
+from eotasks.db import TaskRecord, utcnow
 from eotasks.models import TaskPending
 from eotasks.outcomes import ENDED, record_ending
 from gateway import records
-from gateway.runs import PrefectRuns
+from gateway.auth import Caller
 from gateway.records import STALE_RESERVATION_S
+from gateway.runs import PrefectRuns
 
 log = logging.getLogger("eotasks.gateway")
 LOST = "The task's run no longer exists on the orchestrator (it was removed); please submit it again"
@@ -42,7 +43,7 @@ class Current:
     files: tuple[str, ...] = ()  # finished downloads: their store keys
     answer_key: str | None = None  # finished statistics: the key of the JSON answer
 
-    def differs(self, other: "Current") -> bool:
+    def differs(self, other: Current) -> bool:
         return (self.task_type, self.stage) != (other.task_type, other.stage)
 
 
@@ -61,7 +62,7 @@ async def current(record: TaskRecord, runs: PrefectRuns) -> Current:
     if record.status in ENDED:
         return from_record(record)
     if record.flow_run_id is None:  # reserved a moment ago; its run is being created (or never was)
-        created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.timezone.utc)
+        created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.UTC)
         if utcnow() - created > dt.timedelta(seconds=STALE_RESERVATION_S):
             return await _record(record, "failed", error=NOT_CREATED, stage="authentication")
         return Current("created", "authentication")
@@ -98,12 +99,12 @@ async def _record(record: TaskRecord, status: str, **ending: Any) -> Current:
     )
 
 
-def pending_body(record: TaskRecord, key: ApiKey, now: Current) -> dict[str, Any]:
+def pending_body(record: TaskRecord, key: Caller, now: Current) -> dict[str, Any]:
     return TaskPending(
         task_type=now.task_type,
         status=now.task_type,
         stage=now.stage,
-        reference=record.reference,  # type: ignore[arg-type]
+        reference=record.reference,
         token=key.masked,
         task_id=record.id,
     ).model_dump()

@@ -27,7 +27,8 @@ def _chart(key: str, answer: dict[str, Any], indices: list[str], description: st
 
 
 @task(name="artifacts", task_run_name="publish", **compute_step())
-def series_artifacts(task_id: str, answer: dict[str, Any], indices: list[str]) -> None:
+def series_artifacts(task_id: str, built: TimeSeriesAnswer) -> None:
+    answer, indices = built.as_dict(), built.indices
     rows = []
     for r in answer["result"]:
         stats = r["indexes"] if "indexes" in r else {indices[0]: r}

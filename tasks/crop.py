@@ -42,7 +42,7 @@ def crop_scene(scene: SceneRecord, params: AOIParams, band_groups: list[list[str
 def crop(scene: SceneRecord, params: AOIParams, band_groups: list[list[str]], task_type: str, scaled: bool = True) -> Crop:
     out = crop_scene(scene, params, band_groups, task_type, scaled)
     logger = get_run_logger()
-    for group, raster in zip(band_groups, out.rasters):
+    for group, raster in zip(band_groups, out.rasters, strict=False):
         logger.info(
             "read %s over %dx%d px at %s m (%d px with data)",
             ", ".join(group),

@@ -15,7 +15,7 @@ def index(programs: list[Program], bands: Raster) -> Raster:
     """Float32, as the files are written (and as pictures are drawn from)."""
     out = bands.evaluate(programs, np.float32)
     logger = get_run_logger()
-    for program, values in zip(programs, out.values):
+    for program, values in zip(programs, out.values, strict=False):
         valid = ~np.isnan(values)
         logger.info(
             "%s: %d valid px%s",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol, Union
+from typing import Protocol
 
 from prefect import get_run_logger, task
 
@@ -18,7 +19,7 @@ class Streamed(Protocol):
     def chunks(self) -> Iterator[bytes]: ...
 
 
-Content = Union[bytes, Path, Streamed]
+Content = bytes | Path | Streamed
 
 
 def publish_files(task_id: str, files: dict[str, Content]) -> list[str]:

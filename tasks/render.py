@@ -23,18 +23,18 @@ def render_picture(values: Raster, aoi: BaseGeometry | None, params: JpegParams)
     warped = values.warp(grid, Resampling[params.resample])
     if aoi is not None and params.mask_outside:
         warped = warped.mask_outside(to_crs(aoi, WEB_MERCATOR))
-    valid = warped.valid.all(axis=0)
+    valid = np.asarray(warped.valid.all(axis=0), bool)
     levels = r.parse_levels(params.levels, None)
-    where = dict(crs=WEB_MERCATOR, transform=grid.transform)
+    crs, transform = WEB_MERCATOR, grid.transform
     if warped.values.shape[0] == 3:
         rgb = np.stack([r.stretch(band, valid, levels) for band in warped.values])
-        return r.encode(params.format, rgb, valid, **where)
+        return r.encode(params.format, rgb, valid, crs=crs, transform=transform)
     band = warped.values[0]
     if params.colormap:
-        index, palette = r.colorize(band, valid, params.colormap, r.parse_levels(params.levels, (-0.5, 0.5)), params.colors_limit)
-        return r.encode(params.format, None, valid, index=index, palette=palette, **where)
+        index, palette = r.colorize(band, valid, params.colormap, levels or (-0.5, 0.5), params.colors_limit)
+        return r.encode(params.format, None, valid, index=index, palette=palette, crs=crs, transform=transform)
     grey = r.stretch(band, valid, levels)
-    return r.encode(params.format, np.stack([grey] * 3), valid, **where)
+    return r.encode(params.format, np.stack([grey] * 3), valid, crs=crs, transform=transform)
 
 
 @task(name="render", task_run_name="render", timeout_seconds=900, **compute_step())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from prefect import get_run_logger, task
 from shapely.geometry.base import BaseGeometry
 
@@ -9,8 +11,6 @@ from eotasks.catalog.scenes import get_scene
 from eotasks.catalog.search import search_scenes
 from eotasks.db import SceneRecord
 from eotasks.errors import SceneNotFound
-from eotasks.models import MtStatsParams
-from eotasks.sensors import OPTICAL_SENSORS
 from tasks._policy import io_step
 
 
@@ -21,16 +21,10 @@ def find_scene(view_id: str) -> SceneRecord:
     return record
 
 
-def find_scenes(params: MtStatsParams, aoi: BaseGeometry) -> list[SceneRecord]:
-    """Every scene of the request's sensors meeting the AOI in its dates; newest first, at most
-    ``limit`` (the most recent scenes win when there are more)."""
-    scenes, _ = search_scenes(
-        list(params.sensors or OPTICAL_SENSORS),
-        [(params.date_start, params.date_end)],
-        aoi,
-        newest_first=True,
-        limit=params.limit,
-    )
+def find_scenes(sensors: list[str], start: dt.date, end: dt.date, aoi: BaseGeometry, limit: int) -> list[SceneRecord]:
+    """Every scene of ``sensors`` meeting the AOI from ``start`` to ``end`` (inclusive); newest
+    first, at most ``limit`` (the most recent scenes win when there are more)."""
+    scenes, _ = search_scenes(sensors, [(start, end)], aoi, newest_first=True, limit=limit)
     return scenes
 
 
@@ -42,13 +36,7 @@ def lookup_scene(view_id: str) -> SceneRecord:
 
 
 @task(name="scene_lookup", task_run_name="scene_lookup", timeout_seconds=120, **io_step())
-def lookup_scenes(params: MtStatsParams, aoi: BaseGeometry) -> list[SceneRecord]:
-    scenes = find_scenes(params, aoi)
-    get_run_logger().info(
-        "%d scenes of %s between %s and %s meet the AOI",
-        len(scenes),
-        ", ".join(params.sensors or OPTICAL_SENSORS),
-        params.date_start,
-        params.date_end,
-    )
+def lookup_scenes(sensors: list[str], start: dt.date, end: dt.date, aoi: BaseGeometry, limit: int) -> list[SceneRecord]:
+    scenes = find_scenes(sensors, start, end, aoi, limit)
+    get_run_logger().info("%d scenes of %s between %s and %s meet the AOI", len(scenes), ", ".join(sensors), start, end)
     return scenes

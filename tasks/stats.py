@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
 from shapely.geometry import shape

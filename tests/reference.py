@@ -31,7 +31,7 @@ def polygon_in_crs(lonlat, crs) -> Polygon:
     """The lon/lat ring reprojected along its edges: densified to 1e-4 degrees (~10 m) first."""
     fine = shapely.segmentize(Polygon(lonlat), 1e-4)
     xs, ys = Transformer.from_crs(4326, crs, always_xy=True).transform(*np.array(fine.exterior.coords).T)
-    return Polygon(zip(xs, ys))
+    return Polygon(zip(xs, ys, strict=False))
 
 
 def read_polygon(path: Path, lonlat, nodata=0):

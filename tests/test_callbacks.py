@@ -113,7 +113,7 @@ class Listener:
                 try:
                     if conn.recv(1) == b"":
                         break
-                except socket.timeout:
+                except TimeoutError:
                     continue
         except OSError:
             pass

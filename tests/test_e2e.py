@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -118,7 +119,7 @@ def test_a_dead_callback_server_delays_nothing(stack, mode):
         assert row is not None and row.outcome == "gave up" and row.attempts == 2, row
         assert row.last_result == "no answer within 2 s" and server.connections == 2
         with session(stack.db_url) as s:
-            ended = s.get(TaskRecord, task_id).ended_at.replace(tzinfo=dt.timezone.utc).timestamp()
+            ended = s.get(TaskRecord, task_id).ended_at.replace(tzinfo=dt.UTC).timestamp()
         assert ended < server.accepted[0], (ended, server.accepted)  # the run had ended before any attempt
         assert took < twin + 2.0, (took, twin)  # inside the run, two 2 s attempts would have added ~4.5 s
     finally:
@@ -292,7 +293,7 @@ def test_mt_stats_over_a_demo_field_for_a_year(stack, tmp_path):
     by_date = sorted(records.values(), key=lambda r: r.date)
     corrupt, missing = by_date[5], by_date[9]
     corrupt_band = "B08" if corrupt.sensor == "sentinel2l2a" else "B5"
-    open(corrupt.assets[corrupt_band]["href"], "wb").write(b"II*\x00 this is not a GeoTIFF")
+    Path(corrupt.assets[corrupt_band]["href"]).write_bytes(b"II*\x00 this is not a GeoTIFF")
     missing_band = "B08" if missing.sensor == "sentinel2l2a" else "B5"
     import os
 

@@ -76,7 +76,7 @@ def test_dunder_names_are_unknown_names_not_code():
     with pytest.raises(ExpressionError, match="Unknown band or index '__import__'") as err:
         compile_expressions("__import__", S2)
     assert err.value.token == "__import__"
-    with pytest.raises(ExpressionError, match="Unexpected character '.'"):
+    with pytest.raises(ExpressionError, match=r"Unexpected character '\.'"):
         compile_expressions("B04.__class__", S2)
 
 

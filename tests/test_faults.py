@@ -51,7 +51,7 @@ def _states(api: str) -> dict[str, list[str]]:
 
 
 def test_killing_the_executor_loses_no_task(own_server, tmp_path):
-    stack = Stack(tmp_path / "stack", own_server, RECOVERY, deployments=DEPLOYMENTS + ["recover/eotasks"])
+    stack = Stack(tmp_path / "stack", own_server, RECOVERY, deployments=[*DEPLOYMENTS, "recover/eotasks"])
     try:
         generate_demo(tmp_path / "demo", url=stack.db_url)
         stack.supervise()

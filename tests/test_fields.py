@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from exactextract import exact_extract
 from exactextract.feature import JSONFeatureSource
-from shapely.geometry import box as shapely_box, mapping, shape
+from shapely.geometry import box as shapely_box
+from shapely.geometry import mapping, shape
 
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.errors import SceneSkipped
@@ -124,11 +125,11 @@ def test_exact_quantiles_equal_exactextract_on_tie_free_values(tmp_path):
     """Float reflectance (no two pixels equal): median and percentiles equal exactextract's to 1e-6."""
     import rasterio
     from affine import Affine
+    from exactextract.raster import NumPyRasterSource
 
     from eotasks.catalog.ingest import ingest_folder
     from eotasks.db import init_db
     from eotasks.raster.aoi import to_crs
-    from exactextract.raster import NumPyRasterSource
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     init_db(url)

@@ -111,7 +111,7 @@ def test_a_single_aoi_request_without_new_parameters_answers_as_before(harness, 
         params=MtStatsParams(**{**params.model_dump(exclude_none=True), "percentiles": [50]}),
     )
     assert len(plain["result"]) == len(richer["result"]) == 3  # the loop below compares every scene
-    for a, b in zip(plain["result"], richer["result"]):
+    for a, b in zip(plain["result"], richer["result"], strict=False):
         assert b["median"] == pytest.approx(a["median"], rel=1e-12) and b["percentiles"]["50"] == pytest.approx(
             a["median"], rel=1e-12
         )
@@ -123,7 +123,7 @@ def test_a_monitoring_job_watches_a_feature_collection(harness, demo_db):
 
     from flows.monitor import monitor
 
-    key_id, root = demo_db
+    _key_id, root = demo_db
     out = monitor(
         name="six parcels",
         bm_type="NDVI",

@@ -38,7 +38,7 @@ class FakeRuns:
         return RunStatus(self.state, "Scene with given ID does not exist" if self.state == "FAILED" else None, "crop")
 
     async def states(self, ids):
-        return {i: self.state for i in ids}
+        return dict.fromkeys(ids, self.state)
 
     async def cancel(self, flow_run_id):
         self.cancelled.append(flow_run_id)
@@ -793,22 +793,25 @@ def test_concurrent_idempotent_posts_make_one_task(client, runs):
 def test_orchestrator_down_is_503_with_retry_after(client, key):
     """A real gateway whose Prefect API is not listening: POST and GET answer 503, not 500, and the
     reserved task is given up (the same Idempotency-Key works once the orchestrator is back)."""
-    from eotasks.launcher import free_port
-    from gateway.runs import PrefectRuns
+    import prefect.context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    import prefect.context
+    from eotasks.launcher import free_port
+    from gateway.runs import PrefectRuns
 
     saved = prefect.context.GLOBAL_SETTINGS_CONTEXT  # the gateway makes its process's client answer promptly
-    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
-        with TestClient(create_app(PrefectRuns())) as down:
-            h = {"Idempotency-Key": f"down-{uuid.uuid4()}"}
-            r = post(down, key, good(), headers=h)
-            assert r.status_code == 503, r.text
-            assert r.headers["Retry-After"] == "5" and "orchestrator" in r.json()["error"] and "Traceback" not in r.text
+    with (
+        temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}),
+        TestClient(create_app(PrefectRuns())) as down,
+    ):
+        h = {"Idempotency-Key": f"down-{uuid.uuid4()}"}
+        r = post(down, key, good(), headers=h)
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "5" and "orchestrator" in r.json()["error"] and "Traceback" not in r.text
     prefect.context.GLOBAL_SETTINGS_CONTEXT = saved
-    from eotasks.db import TaskRecord, session
     from sqlmodel import select
+
+    from eotasks.db import TaskRecord, session
 
     with session() as s:
         assert s.exec(select(TaskRecord).where(TaskRecord.idempotency_key == h["Idempotency-Key"])).first() is None
@@ -1015,7 +1018,7 @@ def test_an_abandoned_reservation_fails_and_an_idempotent_retry_takes_it_over(cl
         req_id=str(uuid.uuid4()),
         idempotency_key=idem,
         body_hash=digest,
-        created_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5),
+        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
     )
     with session() as s:
         s.add(stale)

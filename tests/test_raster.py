@@ -11,11 +11,11 @@ from eotasks.errors import AOIError
 from eotasks.raster.aoi import aoi_from_bbox
 from eotasks.raster.encode import cog_bytes
 from eotasks.raster.image import Raster
-from eotasks.raster.read import Asset, read_aoi
-from tasks.encode import NODATA
 from eotasks.raster.indices import compile_expressions
+from eotasks.raster.read import Asset, read_aoi
 from eotasks.raster.stats import summarize
 from eotasks.sensors import SENSORS
+from tasks.encode import NODATA
 from tests.conftest import CROP_DIR
 from tests.reference import independent_ndvi
 
@@ -167,7 +167,6 @@ def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
     """A tile edge: a 10 m band whose left columns are 0 (fill), averaged onto a 20 m grid, with and
     without a nodata tag in the file (ESA's JPEG 2000 bands have none). No half values."""
     from affine import Affine
-
     from shapely.geometry import box
 
     rng = np.random.default_rng(1)
@@ -196,8 +195,8 @@ def test_resampling_never_mixes_nodata_into_valid_pixels(tmp_path, tagged):
     aoi = box(*t.transform(x0 + 1, y0 - 399), *t.transform(x0 + 399, y0 - 1))
     cropped = read_aoi(assets, ["B05", "B11"], aoi, mask_outside=False, scaled=False)
     assert cropped.grid.transform.a == 20.0
-    col0 = int(round((cropped.grid.transform.c - x0) / 20))
-    row0 = int(round((y0 - cropped.grid.transform.f) / 20))
+    col0 = round((cropped.grid.transform.c - x0) / 20)
+    row0 = round((y0 - cropped.grid.transform.f) / 20)
     h, w = cropped.grid.height, cropped.grid.width
     blocks = fine[2 * row0 : 2 * (row0 + h), 2 * col0 : 2 * (col0 + w)].astype(np.float64).reshape(h, 2, w, 2)
     valid = blocks != 0
@@ -228,14 +227,14 @@ def test_a_merged_lbe_keeps_each_bands_nodata():
         "B5": np.full((3, 4), 9000, np.uint16),
         "QA_PIXEL": np.full((3, 4), 21824, np.uint16),
     }
-    cropped = Raster.of_bands({b: v.astype(np.float32) for b, v in data.items()}, grid, {"dtypes": {b: "uint16" for b in data}})
+    cropped = Raster.of_bands({b: v.astype(np.float32) for b, v in data.items()}, grid, {"dtypes": dict.fromkeys(data, "uint16")})
     nodata = {"B4": 0, "B5": 0, "QA_PIXEL": 1}
-    groups = plan_groups(["B4", "QA_PIXEL", "B5"], {b: 30.0 for b in data}, True, nodata)
+    groups = plan_groups(["B4", "QA_PIXEL", "B5"], dict.fromkeys(data, 30.0), True, nodata)
     assert [g.bands for g in groups] == [("B4", "B5"), ("QA_PIXEL",)]
     import tempfile
     from pathlib import Path
 
-    name, path = package("LC08_X", "landsat", [(g, cropped) for g in groups], nodata, {}, Path(tempfile.mkdtemp()))
+    _name, path = package("LC08_X", "landsat", [(g, cropped) for g in groups], nodata, {}, Path(tempfile.mkdtemp()))
     blob = path.read_bytes()
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         files = sorted(zf.namelist())

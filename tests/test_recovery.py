@@ -24,7 +24,7 @@ def test_the_first_process_of_a_stalled_run_is_stopped():
     proc = sleeper()
     try:
         started = process_start(proc.pid)
-        assert started is not None and abs((dt.datetime.now(dt.timezone.utc) - started).total_seconds()) < 10
+        assert started is not None and abs((dt.datetime.now(dt.UTC) - started).total_seconds()) < 10
         said = stop_first_process(f"{socket.gethostname()}:{proc.pid}", started + dt.timedelta(seconds=1), grace_s=1.0)
         assert "stopped" in said
         assert proc.wait(timeout=10) == -9  # it ignored SIGTERM: SIGKILL after the grace period
@@ -35,7 +35,7 @@ def test_the_first_process_of_a_stalled_run_is_stopped():
 def test_a_reused_pid_another_host_or_no_pid_is_left_alone():
     proc = sleeper()
     try:
-        long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
+        long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
         assert "another process" in stop_first_process(f"{socket.gethostname()}:{proc.pid}", long_ago)
         assert "out of this worker's reach" in stop_first_process(f"elsewhere-{socket.gethostname()}:{proc.pid}", long_ago)
         assert "never recorded" in stop_first_process(None, long_ago)
@@ -43,4 +43,4 @@ def test_a_reused_pid_another_host_or_no_pid_is_left_alone():
     finally:
         proc.kill()
         proc.wait()
-    assert "gone" in stop_first_process(f"{socket.gethostname()}:{proc.pid}", dt.datetime.now(dt.timezone.utc))
+    assert "gone" in stop_first_process(f"{socket.gethostname()}:{proc.pid}", dt.datetime.now(dt.UTC))

@@ -15,8 +15,8 @@ from affine import Affine
 from eotasks.catalog.ingest import ingest_folder
 from eotasks.catalog.scenes import scene_assets
 from eotasks.catalog.stac import record_from_item
-from eotasks.raster.read import read_aoi
 from eotasks.raster.indices import compile_expressions
+from eotasks.raster.read import read_aoi
 from eotasks.sensors import SENSORS
 
 CRS = "EPSG:32618"
@@ -145,7 +145,7 @@ def test_earth_search_landsat_c2_l2_qa_pixel_is_the_mask_and_qa_is_not():
         L2_ID,
         {"type": "Polygon", "coordinates": [[[-76, 37], [-75, 37], [-75, 38], [-76, 38], [-76, 37]]]},
         None,
-        dt.datetime(2023, 6, 15, 15, 50, tzinfo=dt.timezone.utc),
+        dt.datetime(2023, 6, 15, 15, 50, tzinfo=dt.UTC),
         {"platform": "landsat-8", "proj:code": CRS},
         collection="landsat-c2-l2",
     )

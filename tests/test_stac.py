@@ -7,19 +7,20 @@ import datetime as dt
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import boto3
 import pystac
 import pytest
 from shapely.geometry import shape
 
+from eotasks.assets import aws_session_options, gdal_options
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.stac import ingest_stac_search, ingest_static_catalog
 from eotasks.db import init_db
-from eotasks.assets import aws_session_options, gdal_options
+from eotasks.settings import reset_settings
 from eotasks.timeseries import StatsOptions
 from tests.reference import aoi_statistics
-from eotasks.settings import reset_settings
 from tests.stack import upload_scene
 
 S2_KEYS = {"B02": "blue", "B04": "red", "B08": "nir", "SCL": "scl"}
@@ -53,7 +54,7 @@ def scenes_on_s3(moto_s3, tmp_path, monkeypatch):
 
 def stac_items(local, remote) -> list[pystac.Item]:
     items = []
-    for record, assets in zip(local, remote):
+    for record, assets in zip(local, remote, strict=False):
         s2 = record.sensor == "sentinel2l2a"
         item_id = (
             f"S2B_18SVG_{record.date:%Y%m%d}_0_L2A"
@@ -64,7 +65,7 @@ def stac_items(local, remote) -> list[pystac.Item]:
             item_id,
             record.footprint,
             None,
-            dt.datetime.combine(record.date, dt.time(15, 50), dt.timezone.utc),
+            dt.datetime.combine(record.date, dt.time(15, 50), dt.UTC),
             {"platform": "sentinel-2b" if s2 else "landsat-8", "eo:cloud_cover": record.cloud_cover, "proj:code": "EPSG:32618"},
             collection="sentinel-2-l2a" if s2 else "landsat-c2-l2",
         )
@@ -137,7 +138,7 @@ def test_stac_api_search_with_pystac_client(scenes_on_s3, tmp_path):
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             base = f"http://127.0.0.1:{self.server.server_port}"
             self._json(
                 {
@@ -154,7 +155,7 @@ def test_stac_api_search_with_pystac_client(scenes_on_s3, tmp_path):
                 }
             )
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(query)
             hits = [f for f in features if f["collection"] in query.get("collections", [])]
@@ -200,7 +201,7 @@ def test_a_self_contained_catalogue_with_relative_hrefs(tmp_path, sqlite_url):
         f"S2B_18SVG_{local.date:%Y%m%d}_0_L2A",
         local.footprint,
         None,
-        dt.datetime.combine(local.date, dt.time(15, 50), dt.timezone.utc),
+        dt.datetime.combine(local.date, dt.time(15, 50), dt.UTC),
         {"platform": "sentinel-2b", "proj:code": "EPSG:32618"},
         collection="sentinel-2-l2a",
     )
@@ -210,7 +211,7 @@ def test_a_self_contained_catalogue_with_relative_hrefs(tmp_path, sqlite_url):
     item_dir = out / item.id
     item_dir.mkdir(parents=True)
     for band, key in S2_KEYS.items():
-        (item_dir / f"{band}.tif").write_bytes(open(local.assets[band]["href"], "rb").read())
+        (item_dir / f"{band}.tif").write_bytes(Path(local.assets[band]["href"]).read_bytes())
         spec = local.assets[band]
         item.add_asset(
             key,

@@ -68,7 +68,8 @@ def test_ten_expressions_over_16_mpx_stay_within_the_estimate(large_scene, tmp_p
         indices.to_cog(__import__("pathlib").Path("{tmp_path / "out.tif"}"), dtype=np.float32, nodata=NODATA)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         px = bands.grid.pixels
-        print(json.dumps({{"mb": (peak - before) / 1024, "estimate_mb": (px * BYTES_VALUE + len(programs) * px * BYTES_OUTPUT) / MB,
+        estimate = (px * BYTES_VALUE + len(programs) * px * BYTES_OUTPUT) / MB
+        print(json.dumps({{"mb": (peak - before) / 1024, "estimate_mb": estimate,
                            "px": px, "bands": indices.values.shape[0]}}))
     """)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GDAL_CACHEMAX": "64", "EOTASKS_DATA_DIR": str(tmp_path / "data")}

@@ -10,12 +10,11 @@ from shapely.geometry import shape
 
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.search import search_scenes
-from eotasks.raster import cloudmask
 from eotasks.errors import SceneSkipped
+from eotasks.raster import cloudmask
 from eotasks.stats_answer import TimeSeriesAnswer
 from eotasks.timeseries import Field, StatsOptions, scene_statistics
-from tests.reference import aoi_statistics
-from tests.reference import independent_scene_stats, numpy_stats
+from tests.reference import aoi_statistics, independent_scene_stats, numpy_stats
 
 FIELD = demo_fields()[0]["geometry"]
 FIELD_LONLAT = FIELD["coordinates"][0]
@@ -137,7 +136,7 @@ def test_answer_shapes_flat_for_a_string_and_indexes_for_a_list(demo):
 def test_search_sensors_dates_aoi_order_and_paging(demo):
     url, records = demo
     field = shape(FIELD)
-    everything, found = search_scenes(url=url)
+    _everything, found = search_scenes(url=url)
     assert found == len(records) == 10
     s2, found = search_scenes(["sentinel2l2a"], url=url)
     assert found == 6 and all(r.sensor == "sentinel2l2a" for r in s2)

@@ -10,12 +10,11 @@ import signal
 import time
 from pathlib import Path
 
-from prefect import flow
-from prefect import runtime
+from prefect import flow, runtime
 
 
 def _marker(name: str):
-    def hook(flow, flow_run, state) -> None:  # noqa: ANN001 (Prefect calls hooks with these names)
+    def hook(flow, flow_run, state) -> None:
         folder = Path(flow_run.parameters["marker_dir"])
         (folder / f"{name}-{flow_run.id}").write_text(f"{state.type.value} {state.message or ''}")
 

@@ -12,15 +12,16 @@ coarser bands are consistent with finer ones.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+import shapely
 from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import box, mapping
-import shapely
 
 from eotasks.catalog.ids import s2_view_id
 from eotasks.catalog.scenes import asset_spec, upsert_scene

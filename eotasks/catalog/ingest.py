@@ -126,6 +126,8 @@ def ingest_folder(
             own.extra if own else None,
         )
     metadata = {p.name: str(p) for p in sorted(folder.iterdir()) if _METADATA_FILE.search(p.name)}
+    if crs is None or bounds is None:  # there was at least one band file
+        raise ValueError(f"no band files of {sensor.name} in {folder}")
     record = SceneRecord(
         view_id=scene.view_id,
         scene_id=scene.scene_id(platform),

@@ -66,8 +66,9 @@ def s2_from_mtd(text: str) -> tuple[str | None, dict[str, BandScaling]]:
     quant = float(quant_el.text) if quant_el is not None and quant_el.text else 10000.0
     offsets: dict[str, float] = {}
     for e in root.iter():
-        if e.tag.split("}")[-1] in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET") and e.get("band_id") is not None and e.text:
-            offsets[S2_BAND_IDS[int(e.get("band_id"))]] = float(e.text)
+        band_id = e.get("band_id")
+        if e.tag.split("}")[-1] in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET") and band_id is not None and e.text:
+            offsets[S2_BAND_IDS[int(band_id)]] = float(e.text)
     version = baseline_tuple(baseline)
     implied = -1000.0 if version is not None and version >= (4, 0) else 0.0  # baseline 04.00 without the list
     out = {band: BandScaling(1.0 / quant, offsets.get(band, implied) / quant) for band in S2_BAND_IDS}

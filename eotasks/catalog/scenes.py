@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shapely.geometry import shape
-from sqlmodel import select
+from sqlmodel import col, select
 
 from eotasks.db import SceneRecord, session
 from eotasks.raster.read import Asset
@@ -33,7 +33,7 @@ def get_scene(view_id: str, url: str | None = None) -> SceneRecord | None:
 
 def list_scenes(sensor: str | None = None, url: str | None = None) -> list[SceneRecord]:
     with session(url) as s:
-        query = select(SceneRecord).order_by(SceneRecord.date, SceneRecord.view_id)
+        query = select(SceneRecord).order_by(col(SceneRecord.date), col(SceneRecord.view_id))
         if sensor:
             query = query.where(SceneRecord.sensor == sensor)
         return list(s.exec(query).all())

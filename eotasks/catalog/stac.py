@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pystac
 from shapely.geometry import mapping, shape
 
 from eotasks.catalog.ids import parse_view_id, s2_view_id
+from eotasks.catalog.scaling import BandScaling, landsat_default, s2_offset
 from eotasks.catalog.scenes import asset_spec, upsert_scene
 from eotasks.db import SceneRecord
-from eotasks.catalog.scaling import BandScaling, landsat_default, s2_offset
 from eotasks.sensors import SENSORS, Sensor
 
 S2_KEYS = {
@@ -174,6 +175,8 @@ def ingest_static_catalog(href: str, url: str | None = None) -> tuple[list[Scene
     catalog = pystac.read_file(href)
     if isinstance(catalog, pystac.Item):
         return ingest_items([catalog], url)
+    if not isinstance(catalog, pystac.Catalog):  # a Collection is a Catalog too
+        raise ValueError(f"{href} is a STAC {type(catalog).__name__}, not a catalogue, collection or item")
     return ingest_items(catalog.get_items(recursive=True), url)
 
 

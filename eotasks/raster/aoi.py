@@ -74,7 +74,7 @@ def from_lonlat(crs: Any) -> Transformer | None:
     return cache[key]
 
 
-def centre_inside(shape_in_crs: BaseGeometry, grid: Any) -> "np.ndarray":
+def centre_inside(shape_in_crs: BaseGeometry, grid: Any) -> np.ndarray:
     """Which pixels of ``grid`` have their centre inside the shape (in the grid's CRS): the one
     rasterisation every AOI goes through (GDAL's, not all-touched)."""
     from rasterio.features import geometry_mask

@@ -43,7 +43,7 @@ def timeseries_svg(answer: dict[str, Any], items: list[str]) -> bytes:
         hi = max((s["q3"] for s in stats), default=1.0)
         lo, hi = (lo - 0.05, hi + 0.05) if hi > lo else (lo - 0.5, hi + 0.5)
 
-        def y(v: float) -> float:
+        def y(v: float, top: float = top, lo: float = lo, hi: float = hi) -> float:
             return top + PANEL_H - (v - lo) / (hi - lo) * PANEL_H
 
         parts.append(f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{PANEL_H}" fill="none" stroke="#999"/>')
@@ -53,16 +53,18 @@ def timeseries_svg(answer: dict[str, Any], items: list[str]) -> bytes:
                 f'<text x="{LEFT - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>'
             )
         parts.append(
-            f'<text x="12" y="{top + PANEL_H / 2}" transform="rotate(-90 12 {top + PANEL_H / 2})" text-anchor="middle">{escape(item)}</text>'
+            f'<text x="12" y="{top + PANEL_H / 2}" transform="rotate(-90 12 {top + PANEL_H / 2})" '
+            f'text-anchor="middle">{escape(item)}</text>'
         )
         if stats:
-            band = [f"{x(d):.1f},{y(s['q3']):.1f}" for d, s in zip(dates, stats)]
-            band += [f"{x(d):.1f},{y(s['q1']):.1f}" for d, s in reversed(list(zip(dates, stats)))]
+            band = [f"{x(d):.1f},{y(s['q3']):.1f}" for d, s in zip(dates, stats, strict=True)]
+            band += [f"{x(d):.1f},{y(s['q1']):.1f}" for d, s in reversed(list(zip(dates, stats, strict=True)))]
             parts.append(f'<polygon points="{" ".join(band)}" fill="#1f77b4" fill-opacity="0.25" stroke="none"/>')
-            line = " ".join(f"{x(d):.1f},{y(s['average']):.1f}" for d, s in zip(dates, stats))
+            line = " ".join(f"{x(d):.1f},{y(s['average']):.1f}" for d, s in zip(dates, stats, strict=True))
             parts.append(f'<polyline points="{line}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>')
             parts += [
-                f'<circle cx="{x(d):.1f}" cy="{y(s["average"]):.1f}" r="2.5" fill="#1f77b4"/>' for d, s in zip(dates, stats)
+                f'<circle cx="{x(d):.1f}" cy="{y(s["average"]):.1f}" r="2.5" fill="#1f77b4"/>'
+                for d, s in zip(dates, stats, strict=True)
             ]
         months = sorted({dt.date(d.year, d.month, 1) for d in dates})
         for m in months:

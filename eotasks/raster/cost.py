@@ -19,12 +19,11 @@ from typing import Any
 
 import shapely
 from pyproj import CRS, Transformer
-from shapely.geometry import box, shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from eotasks.errors import UserError
 from eotasks.raster.aoi import to_crs
-
 
 # Bytes a pixel costs in memory, by what it is (eotasks.raster.image: values are float64, outputs
 # float32; lbe keeps the stored numbers as float32, which holds every 16-bit value exactly).

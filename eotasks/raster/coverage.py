@@ -39,10 +39,10 @@ def exact_coverage(geom: BaseGeometry, transform: Affine, width: int, height: in
 
     res_x, res_y = transform.a, -transform.e
     minx, miny, maxx, maxy = geom.bounds
-    c0 = max(int(math.floor((minx - transform.c) / res_x)), 0)
-    c1 = min(int(math.ceil((maxx - transform.c) / res_x)), width)
-    r0 = max(int(math.floor((transform.f - maxy) / res_y)), 0)
-    r1 = min(int(math.ceil((transform.f - miny) / res_y)), height)
+    c0 = max(math.floor((minx - transform.c) / res_x), 0)
+    c1 = min(math.ceil((maxx - transform.c) / res_x), width)
+    r0 = max(math.floor((transform.f - maxy) / res_y), 0)
+    r1 = min(math.ceil((transform.f - miny) / res_y), height)
     if c1 <= c0 or r1 <= r0:
         return Coverage(width, height, np.zeros(0, np.int64), np.zeros(0, np.float64))
     w, h = c1 - c0, r1 - r0

@@ -7,8 +7,9 @@ copied by GDAL's COG driver, so a large output is never held in memory twice (or
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio

@@ -8,7 +8,8 @@ inputs and the outputs, whatever the programs' depth.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -38,12 +38,12 @@ class Grid:
         right, bottom = self.transform @ (self.width, self.height)
         return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
 
-    def window(self, window: Window) -> "Grid":
+    def window(self, window: Window) -> Grid:
         """The sub-grid a window of this grid covers."""
         col, row = int(window.col_off), int(window.row_off)
         return Grid(self.crs, self.transform * Affine.translation(col, row), int(window.width), int(window.height))
 
-    def block(self, row: int, col: int, height: int, width: int) -> "Grid":
+    def block(self, row: int, col: int, height: int, width: int) -> Grid:
         return self.window(Window(col, row, min(width, self.width - col), min(height, self.height - row)))
 
     def key(self) -> tuple:

@@ -27,8 +27,9 @@ are thin methods over the modules that hold each one, so each module keeps one j
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,10 +39,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import xarray
-
-    from eotasks.raster.indices import Program
     from rasterio.enums import Resampling
     from shapely.geometry.base import BaseGeometry
+
+    from eotasks.raster.indices import Program
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,14 +65,14 @@ class Raster:
     # -- construction ------------------------------------------------------------------------------
 
     @classmethod
-    def of_bands(cls, planes: Mapping[str, np.ndarray], grid: Grid, attrs: Mapping[str, Any] | None = None) -> "Raster":
+    def of_bands(cls, planes: Mapping[str, np.ndarray], grid: Grid, attrs: Mapping[str, Any] | None = None) -> Raster:
         """One band per entry, in order (each a (rows, cols) array on ``grid``)."""
         names = tuple(planes)
         values = np.stack([planes[n] for n in names]) if names else np.empty((0, *grid.shape))
         return cls(values, grid, ("bands", "y", "x"), {"bands": names}, dict(attrs or {}))
 
     @classmethod
-    def stack(cls, rasters: Sequence["Raster"], dim: str, labels: Sequence[Any]) -> "Raster":
+    def stack(cls, rasters: Sequence[Raster], dim: str, labels: Sequence[Any]) -> Raster:
         """Rasters on one grid, stacked along a new leading dimension ``dim`` (e.g. ``t``)."""
         first = rasters[0]
         if any(r.grid != first.grid or r.dims != first.dims for r in rasters):
@@ -84,7 +85,7 @@ class Raster:
             dict(first.attrs),
         )
 
-    def replace(self, **changes: Any) -> "Raster":
+    def replace(self, **changes: Any) -> Raster:
         return dataclasses.replace(self, **changes)
 
     # -- reading it --------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ class Raster:
         index[self.axis("bands")] = self.bands.index(name)
         return self.values[tuple(index)]
 
-    def select(self, dim: str, labels: Sequence[Any]) -> "Raster":
+    def select(self, dim: str, labels: Sequence[Any]) -> Raster:
         """The given labels of ``dim``, in that order."""
         have = list(self.labels[dim])
         index = [have.index(label) for label in labels]
@@ -114,33 +115,33 @@ class Raster:
 
     # -- operations --------------------------------------------------------------------------------
 
-    def mask(self, keep: np.ndarray) -> "Raster":
+    def mask(self, keep: np.ndarray) -> Raster:
         """No data wherever ``keep`` (a (rows, cols) bool array) is False."""
         values = np.where(keep, self.values, np.nan) if not keep.all() else self.values
         return self.replace(values=values)
 
-    def mask_outside(self, shape_in_crs: "BaseGeometry") -> "Raster":
+    def mask_outside(self, shape_in_crs: BaseGeometry) -> Raster:
         """No data where a pixel's centre is outside the shape (in the grid's CRS)."""
         from eotasks.raster.aoi import centre_inside
 
         return self.mask(centre_inside(shape_in_crs, self.grid))
 
-    def evaluate(self, programs: Sequence["Program"], dtype: Any = np.float64) -> "Raster":
+    def evaluate(self, programs: Sequence[Program], dtype: Any = np.float64) -> Raster:
         from eotasks.raster.evaluate import evaluate
 
         return evaluate(self, programs, dtype)
 
-    def warp(self, grid: Grid, resampling: "Resampling") -> "Raster":
+    def warp(self, grid: Grid, resampling: Resampling) -> Raster:
         from eotasks.raster.warp import warp
 
         return warp(self, grid, resampling)
 
-    def to_cog(self, path: "Path", *, dtype: Any, nodata: float | None, band_names: Sequence[str] | None = None) -> None:
+    def to_cog(self, path: Path, *, dtype: Any, nodata: float | None, band_names: Sequence[str] | None = None) -> None:
         from eotasks.raster.encode import write_cog
 
         write_cog(self, path, dtype=dtype, nodata=nodata, band_names=band_names)
 
-    def to_xarray(self) -> "xarray.DataArray":
+    def to_xarray(self) -> xarray.DataArray:
         """A DataArray with these dims, labels and x/y pixel-centre coordinates; CRS in attrs."""
         import xarray as xr
 

@@ -126,7 +126,7 @@ def compile_expressions(text: str, sensor: Sensor, max_chars: int = 2_000, max_e
         raise ex.ExpressionError(f"Unknown band or index {n.name!r} for {sensor.name}", token=n.name, position=n.position)
 
     programs = []
-    for source, ast in zip(sources, asts):
+    for source, ast in zip(sources, asts, strict=False):
         require_a_band(source, ast)
         resolved = ex.substitute(ast, resolve)
         used = tuple(dict.fromkeys(n.name for n in ex.names(resolved)))

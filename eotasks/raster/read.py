@@ -14,9 +14,9 @@ False`` keeps the stored numbers (``lbe`` gives them back untouched), as float32
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import rasterio
@@ -148,7 +148,7 @@ class BandFiles:
         self._stack = ExitStack()
         self._open: dict[str, rasterio.DatasetReader] = {}
 
-    def __enter__(self) -> "BandFiles":
+    def __enter__(self) -> BandFiles:
         return self
 
     def __exit__(self, *exc: object) -> None:

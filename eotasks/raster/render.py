@@ -83,6 +83,8 @@ def encode(
 ) -> bytes:
     """``rgb`` (3, rows, cols) uint8 or (``index``, ``palette``); ``alpha`` bool (True = visible)."""
     if rgb is None:
+        if palette is None or index is None:
+            raise ValueError("a picture needs rgb, or an index and its palette")
         rgb = np.moveaxis(palette[index], -1, 0)
     if fmt == "tiff":
         data = np.concatenate([rgb, (alpha * 255).astype(np.uint8)[None]])

@@ -15,25 +15,26 @@ import sys
 import threading
 import warnings
 
+import numpy  # noqa: F401
+import PIL.Image
+
 # The order follows the cost: Prefect first (its engines are most of a cold start), then the
 # raster stack, then our flows (which import our steps and the raster code).
-import prefect  # noqa: F401
-import prefect.engine  # noqa: F401
-import prefect.flow_engine  # noqa: F401
+import prefect
+import prefect.engine
+import prefect.flow_engine
 import prefect.task_engine  # noqa: F401
-import numpy  # noqa: F401
 import pyproj  # noqa: F401
 import rasterio  # noqa: F401
 import shapely  # noqa: F401
-import PIL.Image
 from prefect.plugins import load_prefect_collections
 
-import flows.bandmath  # noqa: F401
-import flows.jpeg  # noqa: F401
-import flows.lbe  # noqa: F401
-import flows.monitor  # noqa: F401
-import flows.mt_stats  # noqa: F401
-import flows.noop  # noqa: F401
+import flows.bandmath
+import flows.jpeg
+import flows.lbe
+import flows.monitor
+import flows.mt_stats
+import flows.noop
 import flows.recover  # noqa: F401
 
 # What a run would otherwise import on first use, every run again (measured with the report at the
@@ -124,7 +125,7 @@ def share_prefect_tls_context() -> None:
             continue
         original = cls.__init__
 
-        def __init__(self, api, *args, httpx_settings=None, _original=original, **kwargs):  # noqa: ANN001, N807
+        def __init__(self, api, *args, httpx_settings=None, _original=original, **kwargs):  # noqa: N807
             if not PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value() and "verify" not in (httpx_settings or {}):
                 cafile = PREFECT_API_SSL_CERT_FILE.value() or certifi.where()
                 httpx_settings = {**(httpx_settings or {}), "verify": verified(cafile)}

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-
 from prefect.runner._process_manager import ProcessHandle
 from prefect.settings import get_current_settings
 from prefect.utilities.processutils import sanitize_subprocess_env
@@ -52,7 +51,8 @@ def ensure_forkserver() -> int:
     _CONTEXT.set_forkserver_preload(PRELOAD)
     server = multiprocessing.forkserver._forkserver
     server.ensure_running()
-    return server._forkserver_pid
+    # Private, pinned by tests/test_warm_contract.py (as are the forkserver internals below).
+    return server._forkserver_pid  # type: ignore[attr-defined]
 
 
 class _Popen(popen_forkserver.Popen):
@@ -66,15 +66,15 @@ class _Popen(popen_forkserver.Popen):
         prep_data.pop("init_main_from_path", None)
         prep_data.pop("init_main_from_name", None)
         buf = io.BytesIO()
-        popen_forkserver.set_spawning_popen(self)
+        popen_forkserver.set_spawning_popen(self)  # type: ignore[attr-defined]
         try:
             reduction.dump(prep_data, buf)
             reduction.dump(process_obj, buf)
         finally:
-            popen_forkserver.set_spawning_popen(None)
-        self.sentinel, w = multiprocessing.forkserver.connect_to_new_process(self._fds)
+            popen_forkserver.set_spawning_popen(None)  # type: ignore[attr-defined]
+        self.sentinel, w = multiprocessing.forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
         _parent_w = os.dup(w)
-        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))  # type: ignore[attr-defined]
         with open(w, "wb", closefd=True) as f:
             f.write(buf.getbuffer())
         self.pid = multiprocessing.forkserver.read_signed(self.sentinel)
@@ -92,14 +92,14 @@ class ForkserverStarter:
     """Prefect's ``ProcessStarter`` contract: signal the handle, then block until the child exits."""
 
     def __init__(
-        self, *, env: dict[str, str | None], cwd: Path, control_channel: "ControlChannel | None", entrypoint: str | None = None
+        self, *, env: dict[str, str | None], cwd: Path, control_channel: ControlChannel | None, entrypoint: str | None = None
     ) -> None:
         self._env = env
         self._cwd = cwd
         self._control_channel = control_channel
         self._entrypoint = entrypoint
 
-    def child_environment(self, flow_run: "FlowRun", control_env: dict[str, str]) -> dict[str, str]:
+    def child_environment(self, flow_run: FlowRun, control_env: dict[str, str]) -> dict[str, str]:
         """What ``EngineCommandStarter`` gives ``python -m prefect.engine``, for the forked child."""
         env: dict[str, str | None] = {**os.environ, **self._env}
         env.update(get_current_settings().to_environment_variables(exclude_unset=True))
@@ -116,7 +116,7 @@ class ForkserverStarter:
         return {k: v for k, v in sanitize_subprocess_env(env).items() if v is not None}
 
     async def start(
-        self, flow_run: "FlowRun", task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED
+        self, flow_run: FlowRun, task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         control_env: dict[str, str] = {}
         registered = False
@@ -127,7 +127,7 @@ class ForkserverStarter:
                 registered = True
             except RuntimeError:
                 pass  # no loopback listener: cancellation falls back to signals only, as in Prefect
-        from eotasks.warm.child import run_flow_run  # noqa: PLC0415 (a reference for pickling only)
+        from eotasks.warm.child import run_flow_run
 
         child = WarmChild(
             target=run_flow_run,
@@ -138,10 +138,10 @@ class ForkserverStarter:
             # Sends the request and reads the pid back from the forkserver: milliseconds.
             child.start()
         except BaseException:
-            if registered:
+            if registered and self._control_channel is not None:
                 self._control_channel.unregister(flow_run.id)
             raise
-        task_status.started(ProcessHandle(child))
+        task_status.started(ProcessHandle(child))  # type: ignore[arg-type]  # a forkserver Process reads the same
         await anyio.wait_readable(child.sentinel)
         child.join()  # reads the exit status the forkserver wrote; does not block
 

@@ -27,11 +27,10 @@ from __future__ import annotations
 import socket
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-
 from prefect.workers.base import BaseWorker, BaseWorkerResult
 from prefect.workers.process import ProcessJobConfiguration, ProcessVariables
 
@@ -63,7 +62,7 @@ class WarmProcessWorker(BaseWorker[ProcessJobConfiguration, ProcessVariables, Wa
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.forkserver_pid: int | None = None
-        self._executor_context: Optional["FlowRunExecutorContext"] = None
+        self._executor_context: FlowRunExecutorContext | None = None
         self._wake: anyio.Event | None = None
         self._loops: anyio.abc.TaskGroup | None = None
 
@@ -101,8 +100,9 @@ class WarmProcessWorker(BaseWorker[ProcessJobConfiguration, ProcessVariables, Wa
 
         Wake-ups coalesce: a burst of 50 events costs a handful of queries, not 50."""
         while True:
+            wake = self._wake = self._wake or anyio.Event()
             with anyio.move_on_after(_poll_seconds()):
-                await self._wake.wait()
+                await wake.wait()
             self._wake = anyio.Event()
             try:
                 await self.get_and_submit_flow_runs()
@@ -137,7 +137,10 @@ class WarmProcessWorker(BaseWorker[ProcessJobConfiguration, ProcessVariables, Wa
     # -- running one flow run ------------------------------------------------------------------------
 
     async def run(
-        self, flow_run: "FlowRun", configuration: ProcessJobConfiguration, task_status: Optional[anyio.abc.TaskStatus[str]] = None
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[str] | None = None,  # type: ignore[override]  # started with "host:pid"
     ) -> WarmWorkerResult:
         import tempfile
 

@@ -144,4 +144,4 @@ async def list_tasks(
     return JSONResponse({"tasks": tasks, "meta": {"page": page, "limit": limit, "found": found}})
 
 
-__all__ = ["router", "Current"]
+__all__ = ["Current", "router"]
