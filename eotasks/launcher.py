@@ -74,10 +74,10 @@ def service_env(data_dir: Path, prefect_port: int, extra: dict[str, str] | None 
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
             # A write conflict on SQLite is a 503 the client retries in milliseconds (eotasks/prefect_api.py);
-            # logging each with a rich traceback cost the server a fifth of its CPU in a burst (Prefect's
+            # logging each with a rich traceback costs the server much of its CPU in a burst (Prefect's
             # default is not to). Real errors (500s) are still logged.
             "PREFECT_API_LOG_RETRYABLE_ERRORS": env.get("PREFECT_API_LOG_RETRYABLE_ERRORS", "false"),
-            # Task runs and events reach the database in batches, not one transaction each: a tenth of the
+            # Task runs and events reach the database in batches, not one transaction each: less of the
             # server's CPU per run and fewer write conflicts. A task run shows up within a second (the
             # gateway's `stage`); events within two (the UI's event feed; automations read the stream).
             "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": env.get(

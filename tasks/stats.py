@@ -1,11 +1,10 @@
 """Step ``stats``: a batch of scenes, each read once for every field (or the single AOI) it meets.
 
-Granularity. Prefect charges about 0.07 s of orchestration per task run here, while one scene's
-work is 0.01-0.05 s (a 400x400 to 1000x1000 px AOI). One task per scene would make orchestration the
-bulk of the run and leave the threads idle behind the GIL. So the flow hands each task a batch of
-scenes (a few batches per worker thread, so the threads stay busy to the end) and the task retries
-each scene on its own, with backoff, inside the batch: a slow or broken scene costs its own
-retries, never the batch's, and lands in ``errors``.
+Granularity. Prefect's orchestration of a task run costs more than one scene's work on a small
+AOI, so one task per scene would make orchestration the bulk of the run and leave the threads
+idle. The flow hands each task a batch of scenes (a few batches per worker thread, so the threads
+stay busy to the end) and the task retries each scene on its own, with backoff, inside the batch:
+a slow or broken scene costs its own retries, never the batch's, and lands in ``errors``.
 """
 
 from __future__ import annotations

@@ -37,9 +37,9 @@ import flows.mt_stats
 import flows.noop
 import flows.recover  # noqa: F401
 
-# What a run would otherwise import on first use, every run again (measured with the report at the
-# end of run_flow_run; on PostgreSQL the driver alone was 0.3 CPU-s a run): Prefect's engine-side
-# lazy imports, our database drivers, the S3 store, numpy.ma (rasterio's writer), httpx's IDNA,
+# What a run would otherwise import on first use, every run again (found with the report at the
+# end of run_flow_run; the README has what they cost): Prefect's engine-side lazy imports, our
+# database drivers, the S3 store, numpy.ma (rasterio's writer), httpx's IDNA,
 # the schedules' croniter.
 # Importing any of them starts no thread and opens nothing.
 LAZY_IMPORTS = (
@@ -91,8 +91,8 @@ LAZY_IMPORTS = (
 )
 for _name in LAZY_IMPORTS:
     importlib.import_module(_name)
-# Prefect imports every installed collection (prefect-aws, prefect-dask and their dependencies,
-# about 0.85 CPU-s) the first time a run loads a block: the production topology's result storage
+# Prefect imports every installed collection (prefect-aws, prefect-dask and their dependencies)
+# the first time a run loads a block: the production topology's result storage
 # and store are blocks. Pillow registers its image formats on the first save.
 load_prefect_collections()
 PIL.Image.init()
@@ -100,7 +100,7 @@ PIL.Image.init()
 
 def share_prefect_tls_context() -> None:
     """Every Prefect client builds its TLS context from the CA bundle (``ssl.create_default_context
-    (cafile=...)``, 30 ms each, two clients a run) even for an http:// API. Built here once per CA
+    (cafile=...)``, two clients a run) even for an http:// API. Built here once per CA
     file, in the forkserver for the default bundle, and handed to the clients through their own
     ``httpx_settings["verify"]``, which Prefect uses as given (a changed CA file is read when the
     worker restarts); the recipe is Prefect's own, and with

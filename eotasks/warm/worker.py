@@ -9,7 +9,7 @@ can be switched between ``process`` and ``eotasks-warm`` with no other change.
 What differs from Prefect's process worker, and why:
 - Each run starts in a child forked from a forkserver that has already imported Prefect, our flows
   and the raster stack (``eotasks.warm.child``): milliseconds and almost no CPU, instead of one or
-  two fresh interpreters and ~4.5 CPU-s of imports. One child per run, exiting after it, so a crash
+  two fresh interpreters importing all of it again. One child per run, exiting after it, so a crash
   still costs one run and never the worker.
 - It learns of a new run at once from Prefect's event stream (the server emits
   ``prefect.flow-run.Scheduled`` with the run's work pool as a related resource), and when a run
