@@ -42,14 +42,26 @@ async def request(client: PrefectClient, method: str, path: str, json: Any = Non
 
 
 async def create_flow_run_from_deployment(
-    client: PrefectClient, deployment_id: UUID, *, parameters: dict[str, Any], tags: list[str], idempotency_key: str, name: str
+    client: PrefectClient,
+    deployment_id: UUID,
+    *,
+    parameters: dict[str, Any],
+    tags: list[str],
+    idempotency_key: str,
+    name: str,
+    labels: dict[str, str] | None = None,
 ) -> UUID:
     """``PrefectClient.create_flow_run_from_deployment``'s request (a Scheduled run), retried fast."""
     from prefect.client.schemas.actions import DeploymentFlowRunCreate
     from prefect.states import Scheduled, to_state_create
 
     body = DeploymentFlowRunCreate(
-        parameters=parameters, state=to_state_create(Scheduled()), tags=tags, name=name, idempotency_key=idempotency_key
+        parameters=parameters,
+        state=to_state_create(Scheduled()),
+        tags=tags,
+        name=name,
+        idempotency_key=idempotency_key,
+        labels=labels or {},
     )
     response = await request(
         client, "POST", f"/deployments/{deployment_id}/create_flow_run", json=body.model_dump(mode="json", exclude_unset=True)

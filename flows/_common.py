@@ -4,6 +4,7 @@ the callback hooks, the time limit, and the task runner of the time series."""
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from eotasks import callbacks
 from eotasks.answers import TASK_TYPE_BY_STATE, failed_answer, failure_message, stage_from_task_runs
 from eotasks.db import TaskRecord, session
 from eotasks.errors import UserError
-from eotasks.outcomes import record_ending, record_stage
+from eotasks.outcomes import record_ending
 from eotasks.store import get_store
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
@@ -67,13 +68,6 @@ def _stage(flow_run_id: Any) -> str:
             limit=50,
         )
     return stage_from_task_runs([r.name for r in reversed(runs)])
-
-
-def started_hook(flow: Any, flow_run: Any, state: State) -> None:
-    """on_running: the task has started (its first stage)."""
-    task_id = (flow_run.parameters or {}).get("task_id")
-    if task_id:
-        record_stage(task_id, "authentication")
 
 
 def ended_hook(flow: Any, flow_run: Any, state: State) -> None:
@@ -136,7 +130,6 @@ def time_series_runner() -> Any:
 
 
 HOOKS = dict(
-    on_running=[started_hook],
     on_completion=[ended_hook],
     on_failure=[ended_hook],
     on_crashed=[ended_hook],
@@ -184,3 +177,35 @@ def failing_as_told(fn: Callable[..., Any]) -> Callable[..., Any]:
     # modules: give the wrapper that signature with the types resolved in the function's own module.
     body.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
     return body
+
+
+class QuietBookkeeping(logging.Filter):
+    """Prefect logs two lines for every hook it runs, to the run's logs on the server: for the hooks
+    that only record a task's stage and ending in our database, on every step of every run, that is
+    more log traffic than the runs' own lines. Their errors are still logged."""
+
+    HOOKS = ("'record_stage_of'", "'ended_hook'")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage() if record.levelno <= logging.INFO else ""
+        return not (message.startswith(("Running hook ", "Hook ")) and any(h in message for h in self.HOOKS))
+
+
+class UserErrorsInOneLine(logging.Filter):
+    """A step that fails on the client's input (UserError: a scene that does not exist, an AOI
+    outside it) is the client's to fix, not the operator's: one WARNING line with the sentence the
+    client gets, not an ERROR with the traceback of our own code."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, UserError):
+            record.exc_info, record.exc_text = None, None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+for _logger in ("prefect.task_runs", "prefect.flow_runs"):
+    for _filter in (QuietBookkeeping, UserErrorsInOneLine):
+        if not any(isinstance(f, _filter) for f in logging.getLogger(_logger).filters):
+            logging.getLogger(_logger).addFilter(_filter())

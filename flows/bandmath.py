@@ -1,6 +1,6 @@
 """Download Indices (``bandmath``): one Float32 COG band per expression over the AOI.
 
-authentication -> scene_lookup -> crop -> index -> publish (encode, store)
+authentication -> scene_lookup -> crop -> index -> publish (encode the COG, store it; the file's artifacts)
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from typing import Any
 from eotasks.models import BandmathParams
 from eotasks.raster.indices import bands_of
 from flows._common import output_name, programs_for, task_flow
+from tasks.artifacts import file_artifacts
 from tasks.authentication import authenticate
 from tasks.crop import crop
-from tasks.encode import encode_cog
+from tasks.encode import FloatCog
 from tasks.index import index
 from tasks.publish import publish
 from tasks.scene_lookup import lookup_scene
@@ -26,4 +27,6 @@ def bandmath(task_id: str, api_key_id: int, params: BandmathParams) -> Any:
     [bands] = crop(scene, params, [bands_of(programs)], "bandmath").rasters
     indices = index(programs, bands)
     name = output_name(scene, params, "TIF")
-    return {"files": publish(task_id, {name: encode_cog(indices, name)})}
+    files = publish(task_id, {name: FloatCog(indices)})
+    file_artifacts(task_id, files)
+    return {"files": files}

@@ -10,6 +10,7 @@ from typing import Any
 from eotasks.models import JpegParams
 from eotasks.raster.indices import bands_of
 from flows._common import output_name, programs_for, task_flow
+from tasks.artifacts import file_artifacts
 from tasks.authentication import authenticate
 from tasks.crop import crop
 from tasks.index import index
@@ -28,4 +29,6 @@ def jpeg(task_id: str, api_key_id: int, params: JpegParams) -> Any:
     cut = crop(scene, params, [bands_of(programs)], "jpeg")
     values = index(programs, cut.rasters[0])
     picture = render(values, cut.aoi, params)
-    return {"files": publish(task_id, {output_name(scene, params, EXTENSIONS[params.format]): picture})}
+    files = publish(task_id, {output_name(scene, params, EXTENSIONS[params.format]): picture})
+    file_artifacts(task_id, files)
+    return {"files": files}

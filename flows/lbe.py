@@ -11,6 +11,7 @@ from eotasks.catalog.scenes import scene_assets
 from eotasks.models import LbeParams
 from eotasks.raster.package import plan_groups
 from flows._common import task_flow
+from tasks.artifacts import file_artifacts
 from tasks.authentication import authenticate
 from tasks.crop import crop
 from tasks.package import package_bands
@@ -31,4 +32,6 @@ def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
     )
     cut = crop(scene, params, [list(g.bands) for g in groups], "lbe", scaled=False)
     name, path = package_bands(scene, params, list(zip(groups, cut.rasters, strict=False)))
-    return {"files": publish(task_id, {name: path})}
+    files = publish(task_id, {name: path})
+    file_artifacts(task_id, files)
+    return {"files": files}

@@ -81,6 +81,11 @@ def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
     for outcome in as_batches_finish(futures, groups, described):
         answer.add(outcome)  # scenes never fail a batch: each field lands in result or errors
         met |= {r.field_id for r in outcome.rows} | {s.field_id for s in outcome.skipped}
+    if not scenes and params.fields is None:  # an empty answer says why it is empty
+        sensors = ", ".join(params.sensors or OPTICAL_SENSORS)
+        answer.add_skipped(
+            SkippedRow(None, None, f"No scene of {sensors} from {params.date_start} to {params.date_end} meets the AOI")
+        )
     for f in fields:
         if f.id is not None and f.id not in met:
             answer.add_skipped(SkippedRow(f.id, None, "No scene of the request's sensors and dates covers this field"))

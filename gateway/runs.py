@@ -107,7 +107,14 @@ class PrefectRuns:
         self._deployments[task_type] = deployment.id
         return deployment.id
 
-    async def create(self, task_type: str, parameters: dict[str, Any], task_id: str, idempotency_key: str | None) -> uuid.UUID:
+    async def create(
+        self,
+        task_type: str,
+        parameters: dict[str, Any],
+        task_id: str,
+        idempotency_key: str | None,
+        labels: dict[str, str] | None = None,
+    ) -> uuid.UUID:
         """Create the run.
 
         One create at a time per gateway process (each takes a few ms): concurrent creates are the
@@ -127,6 +134,7 @@ class PrefectRuns:
                 tags=["eotasks", task_type],
                 idempotency_key=idempotency_key or task_id,
                 name=f"{task_type}-{task_id[:8]}",
+                labels=labels,
             )
 
     async def status(self, flow_run_id: str, with_result: bool = True, with_stage: bool = True) -> RunStatus:

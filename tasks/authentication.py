@@ -1,10 +1,11 @@
-"""Step ``authentication``: the key that created the task is still valid and within its quota."""
+"""Step ``authentication``: the key that created the task is still valid (its daily quota was
+spent when the task was accepted: gateway/records.py)."""
 
 from __future__ import annotations
 
 from prefect import task
 
-from eotasks.db import ApiKey, session, tasks_today
+from eotasks.db import ApiKey, session
 from eotasks.errors import AuthError
 from tasks._policy import io_step
 
@@ -14,8 +15,6 @@ def check_api_key(api_key_id: int) -> ApiKey:
         key = s.get(ApiKey, api_key_id)
     if key is None or key.revoked_at is not None:
         raise AuthError("The API key was revoked before the task started")
-    if key.daily_quota is not None and tasks_today(api_key_id) > key.daily_quota:
-        raise AuthError(f"The API key's daily quota of {key.daily_quota} tasks is used up")
     return key
 
 

@@ -1,4 +1,5 @@
-"""Step ``publish``: put result files into the result store under the task's id."""
+"""Step ``publish``: encode what still needs it, and put the result files into the result store
+under the task's id."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prefect import get_run_logger, task
 
 from eotasks.store import get_store
 from tasks._policy import io_step
+from tasks.encode import scratch_dir
 
 
 class Streamed(Protocol):
@@ -19,39 +21,46 @@ class Streamed(Protocol):
     def chunks(self) -> Iterator[bytes]: ...
 
 
-Content = bytes | Path | Streamed
+class Encodable(Protocol):
+    """A result still to be encoded into a file (``tasks.encode.FloatCog``)."""
+
+    def write_to(self, folder: Path, name: str) -> Path: ...
 
 
-def publish_files(task_id: str, files: dict[str, Content]) -> list[str]:
+Content = bytes | Path | Streamed | Encodable
+
+
+def publish_files(task_id: str, files: dict[str, Content]) -> tuple[list[str], int]:
     """Each file under ``<task_id>/<name>``: bytes as they are, a local file streamed (and removed
-    with its scratch folder once stored), a streamed answer piece by piece."""
+    with its scratch folder once stored), a streamed answer piece by piece, an encodable one encoded
+    into a scratch folder first. The keys and the bytes stored."""
     store = get_store()
-    keys = []
+    keys, size, scratch = [], 0, []
     for name, content in files.items():
         key = f"{task_id}/{name}"
         if isinstance(content, bytes):
             keys.append(store.put(key, content))
-        elif isinstance(content, Path):
+            size += len(content)
+            continue
+        if hasattr(content, "write_to"):
+            folder = scratch_dir()
+            scratch.append(folder)
+            content = content.write_to(folder, name)
+        if isinstance(content, Path):
             keys.append(store.put_file(key, content))
+            size += content.stat().st_size
+            if content.parent.name.startswith("eotasks-out-"):
+                scratch.append(content.parent)
         else:
             keys.append(store.put_chunks(key, content.chunks()))
-    for content in files.values():  # only once every file is stored: a retry finds them all again
-        if isinstance(content, Path) and content.parent.name.startswith("eotasks-out-"):
-            shutil.rmtree(content.parent, ignore_errors=True)
-    return keys
+            size += int(getattr(content, "size", 0))
+    for folder in scratch:  # only once every file is stored: a retry encodes and finds them all again
+        shutil.rmtree(folder, ignore_errors=True)
+    return keys, size
 
 
-def size_of(content: Content) -> int:
-    if isinstance(content, bytes):
-        return len(content)
-    if isinstance(content, Path):
-        return content.stat().st_size
-    return int(getattr(content, "size", 0))
-
-
-@task(name="publish", task_run_name="publish", timeout_seconds=600, **io_step())
+@task(name="publish", task_run_name="publish", timeout_seconds=900, **io_step())
 def publish(task_id: str, files: dict[str, Content]) -> list[str]:
-    sizes = sum(size_of(c) for c in files.values())
-    keys = publish_files(task_id, files)
-    get_run_logger().info("published %s (%d bytes)", ", ".join(keys), sizes)
+    keys, size = publish_files(task_id, files)
+    get_run_logger().info("published %s (%d bytes)", ", ".join(keys), size)
     return keys

@@ -8,9 +8,11 @@ our grammar, never executed: the JSON ships with the package and is read as text
 from __future__ import annotations
 
 import functools
-import importlib.resources
+import importlib.util
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from eotasks.raster import expression as ex
 from eotasks.sensors import Sensor
@@ -43,9 +45,18 @@ class SpyndexIndex:
     long_name: str
 
 
+def _spyndex_data(name: str) -> Any:
+    """One of spyndex's data files, read without importing spyndex (whose package imports pandas,
+    xarray and requests: a second of every process's start, for two JSON files)."""
+    spec = importlib.util.find_spec("spyndex")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("spyndex is not installed")
+    return json.loads((Path(next(iter(spec.submodule_search_locations))) / "data" / name).read_text())
+
+
 @functools.lru_cache(maxsize=1)
 def spyndex_catalogue() -> dict[str, SpyndexIndex]:
-    raw = json.loads((importlib.resources.files("spyndex.data") / "spectral-indices-dict.json").read_text())
+    raw = _spyndex_data("spectral-indices-dict.json")
     out: dict[str, SpyndexIndex] = {}
     for name, item in raw["SpectralIndices"].items():
         out[name] = SpyndexIndex(name, item["formula"], tuple(item.get("platforms", ())), item.get("long_name", ""))
@@ -54,7 +65,7 @@ def spyndex_catalogue() -> dict[str, SpyndexIndex]:
 
 @functools.lru_cache(maxsize=1)
 def spyndex_constants() -> dict[str, float]:
-    raw = json.loads((importlib.resources.files("spyndex.data") / "constants.json").read_text())
+    raw = _spyndex_data("constants.json")
     return {k: float(v["default"]) for k, v in raw.items() if v.get("default") is not None}
 
 

@@ -8,6 +8,7 @@ a forked child would inherit it half-alive. ``THREADS_AFTER_PRELOAD`` records th
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import runpy
@@ -88,9 +89,22 @@ LAZY_IMPORTS = (
     "rasterio.shutil",
     "rasterio.rio.helpers",
     "rasterio.vrt",
+    # Colormaps (jpeg) and exact coverage (mt_stats fields): a second and a third of a second a run.
+    "matplotlib",
+    "matplotlib.colors",
+    "matplotlib.cm",
+    "exactextract",
+    "exactextract.feature",
+    "exactextract.raster",
+    "tasks.artifacts",
 )
 for _name in LAZY_IMPORTS:
     importlib.import_module(_name)
+# The spectral-index catalogue, parsed once for every child (each expression is resolved against it).
+from eotasks.raster.indices import spyndex_catalogue, spyndex_constants  # noqa: E402
+
+spyndex_catalogue()
+spyndex_constants()
 # Prefect imports every installed collection (prefect-aws, prefect-dask and their dependencies)
 # the first time a run loads a block: the production topology's result storage
 # and store are blocks. Pillow registers its image formats on the first save.
@@ -136,6 +150,11 @@ def share_prefect_tls_context() -> None:
 
 
 share_prefect_tls_context()
+
+# What the preload built lives as long as every child: out of the collector's view, a child's full
+# collection walks only what its run allocated, and does not write to (so copy) the shared pages.
+gc.collect()
+gc.freeze()
 
 PRELOADED = True
 PRELOADED_MODULES = frozenset(sys.modules)
