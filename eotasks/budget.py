@@ -92,6 +92,8 @@ def check_scene_task(task_type: str, params: Any, scene: SceneRecord, aoi: BaseG
     from eotasks.raster.indices import compile_expressions
     from eotasks.sensors import SENSORS
 
+    check_aoi_meets_scene(params, scene, aoi)
+    check_metadata_names(params, scene)
     settings = get_settings()
     sensor = SENSORS[scene.sensor]
     assets = scene_assets(scene)
@@ -121,6 +123,37 @@ def check_scene_task(task_type: str, params: Any, scene: SceneRecord, aoi: BaseG
         memory += picture * (outputs * BYTES_INDEX + BYTES_PICTURE)
     field = "params.bm_type" if outputs * out_px * BYTES_OUTPUT > pixels * BYTES_VALUE else aoi_field(params)
     check_memory(memory, field, f"{len(bands)} band(s) read and {outputs} output band(s) over {out_px:,} pixels")
+
+
+def check_aoi_meets_scene(params: Any, scene: SceneRecord, aoi: BaseGeometry | None) -> None:
+    """An AOI that misses the scene's footprint would crop nothing: a 400 with the scene's extent,
+    and the likely mistake when the AOI with longitude and latitude swapped would meet it."""
+    if aoi is None:
+        return
+    footprint = shape(scene.footprint)
+    if aoi.intersects(footprint):
+        return
+    from shapely.ops import transform
+
+    extent = f"{scene.west:.4f}, {scene.south:.4f}, {scene.east:.4f}, {scene.north:.4f}"
+    hint = ""
+    if transform(lambda x, y: (y, x), aoi).intersects(footprint):
+        hint = "; with longitude and latitude swapped it would: GeoJSON and bbox are [longitude, latitude]"
+    raise UserError(
+        f"The AOI does not meet scene {scene.view_id}, whose footprint spans [{extent}] (west, south, east, north){hint}",
+        field=aoi_field(params),
+    )
+
+
+def check_metadata_names(params: Any, scene: SceneRecord) -> None:
+    names = getattr(params, "metadata", None) or []
+    unknown = [n for n in names if n not in (scene.metadata_files or {})]
+    if unknown:
+        have = ", ".join(sorted(scene.metadata_files or {})) or "none"
+        raise UserError(
+            f"Scene {scene.view_id} has no metadata file {', '.join(map(repr, unknown))}; it has: {have}",
+            field="params.metadata",
+        )
 
 
 def _utm_crs(aoi: BaseGeometry) -> str:

@@ -104,6 +104,15 @@ class CallbackRecord(SQLModel, table=True):
     last_result: str | None = None
 
 
+class UsageCounter(SQLModel, table=True):
+    """A counter with an expiry: a key's requests this minute, its tasks today (eotasks/usage.py)."""
+
+    __tablename__ = "usage_counters"
+    key: str = Field(primary_key=True)
+    count: int = 0
+    expires_at: float = 0.0  # seconds since the epoch
+
+
 class CropperRecord(SQLModel, table=True):
     __tablename__ = "croppers"
     id: str = Field(primary_key=True)  # 32 hex: a hash of the canonical geometry
@@ -205,10 +214,3 @@ def revoke_api_key(name_or_masked: str, url: str | None = None) -> int:
             s.add(k)
         s.commit()
         return len(hit)
-
-
-def tasks_today(api_key_id: int, url: str | None = None) -> int:
-    start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    with session(url) as s:
-        rows = s.exec(select(TaskRecord.id).where(TaskRecord.api_key_id == api_key_id, TaskRecord.created_at >= start)).all()
-        return len(rows)

@@ -200,13 +200,13 @@ class Service:
             time.sleep(0.5)
         raise TimeoutError("the served deployments did not appear")
 
-    def start_gateway(self, host: str, port: int, timeout: float = 60) -> subprocess.Popen:
+    def start_gateway(self, host: str, port: int, timeout: float = 60, name: str = "gateway") -> subprocess.Popen:
         require_free_port(host, port, "EOTASKS_PORT")
         proc = self.start(
-            "gateway",
+            name,
             [sys.executable, "-m", "uvicorn", "gateway.app:app", "--host", host, "--port", str(port), "--log-level", "info"],
         )
-        wait_http(f"http://{host}:{port}/health", timeout, proc, "gateway", self.log_dir / "gateway.log")
+        wait_http(f"http://{host}:{port}/health", timeout, proc, name, self.log_dir / f"{name}.log")
         return proc
 
     def stop(self, grace: float = 15) -> None:

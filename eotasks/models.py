@@ -217,8 +217,8 @@ class BandmathParams(SceneParams):
 class LbeParams(SceneParams):
     _aoi_required = True
     bands: list[str] = Field(..., description="Band names in output order.", examples=[["B04", "B03", "B02"]])
-    merge: bool = True
-    metadata: list[str] | None = None
+    merge: bool = Field(True, description="Bands of one resolution in one GeoTIFF; false: one file per band.")
+    metadata: list[str] | None = Field(None, description="Metadata files of the scene to include (the answer is a zip).")
 
     @field_validator("bands")
     @classmethod
@@ -242,14 +242,14 @@ class LbeParams(SceneParams):
 
 class JpegParams(SceneParams):
     bm_type: str = Field(..., description="One expression (grey or colormapped) or three (RGB), e.g. 'B04,B03,B02'.")
-    format: Literal["jpeg", "png", "tiff"] = "jpeg"
+    format: Literal["jpeg", "png", "tiff"] = Field("jpeg", description="The picture's encoding.")
     px_size: float | None = Field(None, gt=0, description="Output pixel size in metres of EPSG:3857.")
-    resample: Literal[GDAL_RESAMPLING] = "cubic"  # type: ignore[valid-type]
-    colormap: str | None = None
-    levels: str | None = Field(None, description="'min,max' mapped onto the colormap.")
-    colors_limit: int | None = Field(None, ge=2, le=256)
-    name_alias: str | None = Field(None, max_length=128)
-    calibrate: bool | None = None
+    resample: Literal[GDAL_RESAMPLING] = Field("cubic", description="GDAL's resampling onto the picture's grid.")  # type: ignore[valid-type]
+    colormap: str | None = Field(None, description="A Matplotlib colormap for one expression, e.g. RdYlGn.")
+    levels: str | None = Field(None, description="'min,max' mapped onto the colormap (default -0.5,0.5).")
+    colors_limit: int | None = Field(None, ge=2, le=256, description="Quantise the colormap to this many colours.")
+    name_alias: str | None = Field(None, max_length=128, description="Output file name instead of bm_type.")
+    calibrate: bool | None = Field(None, description="Accepted; values are always reflectance.")
 
     @field_validator("bm_type")
     @classmethod
@@ -345,14 +345,18 @@ def field_id(feature: dict[str, Any]) -> Any:
 
 class MtStatsParams(AOIParams):
     _aoi_required = True
-    date_start: dt.date
-    date_end: dt.date
-    bm_type: str | list[str]
-    sensors: list[str] | None = None
-    limit: int = Field(100, gt=0, le=10_000)
-    max_cloud_cover_in_aoi: float = Field(100, ge=0, le=100)
-    exclude_cover_pixels: bool = True
-    cloud_masking_level: int = Field(1, ge=1, le=4)
+    date_start: dt.date = Field(description="First day, YYYY-MM-DD (inclusive).")
+    date_end: dt.date = Field(description="Last day, YYYY-MM-DD (inclusive); the span is at most a configured limit.")
+    bm_type: str | list[str] = Field(
+        description="An expression or alias (statistics flat in each item), or a list of them (under `indexes`)."
+    )
+    sensors: list[str] | None = Field(
+        None, description="Long or short names (sentinel2l2a / S2L2A, landsat8 / L8 ...); default: every optical sensor."
+    )
+    limit: int = Field(100, gt=0, le=10_000, description="At most this many scenes, the most recent first.")
+    max_cloud_cover_in_aoi: float = Field(100, ge=0, le=100, description="Scenes cloudier than this in the AOI go to errors.")
+    exclude_cover_pixels: bool = Field(True, description="Leave the cloud mask's flagged pixels out of the statistics.")
+    cloud_masking_level: int = Field(1, ge=1, le=4, description="1 high-confidence cloud ... 4 cloud, cirrus (SPEC).")
     # "Fields and richer statistics" (SPEC): none of these changes an answer unless given.
     fields: dict[str, Any] | None = Field(
         None, description="A GeoJSON FeatureCollection of Polygon/MultiPolygon features, each with a unique id."
@@ -361,9 +365,11 @@ class MtStatsParams(AOIParams):
         "centre",
         description="centre: a pixel counts when its centre is inside; exact: weighted by the fraction of its area inside.",
     )
-    percentiles: Annotated[list[float], Field(max_length=20)] | None = None
-    histogram: HistogramSpec | None = None
-    output_format: Literal["json", "csv"] = "json"
+    percentiles: Annotated[list[float], Field(max_length=20)] | None = Field(
+        None, description="Extra percentiles (0-100) in each item, e.g. [5, 95]."
+    )
+    histogram: HistogramSpec | None = Field(None, description="Bins of each index's values in each item.")
+    output_format: Literal["json", "csv"] = Field("json", description="With fields: the answer file's format.")
 
     @field_validator("percentiles")
     @classmethod
@@ -654,7 +660,10 @@ class SearchRequest(BaseModel):
 def task_examples() -> dict[str, dict[str, Any]]:
     """One request per task type for the API documentation, on the demo scenes that ``make up``
     ingests (the tests check that each validates and runs)."""
-    field = {"type": "Polygon", "coordinates": [[[-75.65, 37.65], [-75.60, 37.64], [-75.62, 37.70], [-75.65, 37.65]]]}
+    from eotasks.sample import SAMPLE_POLYGON
+
+    field = SAMPLE_POLYGON
+
     demo = {
         "type": "Polygon",
         "coordinates": [

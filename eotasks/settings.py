@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     public_url: str | None = None  # how clients reach the gateway (default http://host:port)
     max_body_bytes: int = 1_000_000
     rate_limit_per_minute: int = 120
+    # Where every gateway process counts requests (eotasks/usage.py): this Redis when set
+    # (redis://host:6379/0), else our database.
+    redis_url: str | None = None
     callback_allow_private: bool = False
     callback_deadline_s: float = 10.0  # one attempt, all of it: connect, send, status line and headers
     callback_retries: int = 4  # attempts in all (10 s, 30 s, 90 s apart), then the callback is given up

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from eotasks.db import CropperRecord, TaskRecord, session, utcnow
+from eotasks.usage import take_quota
 from gateway.errors import ApiError
 
 P = ParamSpec("P")
@@ -37,9 +38,18 @@ def threaded(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
 
 @threaded
-def reserve(record: TaskRecord) -> bool:
-    """Insert the task row; False when another task already holds its (key, Idempotency-Key)."""
+def reserve(record: TaskRecord, daily_quota: int | None) -> bool:
+    """Insert the task row, spending one of the key's tasks today in the same transaction; False
+    when another task already holds its (key, Idempotency-Key) (nothing is spent then)."""
     with session() as s:
+        if daily_quota is not None:
+            refused = take_quota(s, record.api_key_id, daily_quota)
+            if refused is not None:
+                s.rollback()
+                if record.idempotency_key is not None and _find_idempotent(record.api_key_id, record.idempotency_key):
+                    return False  # a retry of a task that exists: the caller answers with it
+                retry = {"Retry-After": str(refused.retry_after_s)}
+                raise ApiError(429, refused.message, [("api_key", "daily quota used up")], retry)
         s.add(record)
         try:
             s.commit()
@@ -49,10 +59,12 @@ def reserve(record: TaskRecord) -> bool:
     return True
 
 
-@threaded
-def find_idempotent(key_id: int, idem: str) -> TaskRecord | None:
+def _find_idempotent(key_id: int, idem: str) -> TaskRecord | None:
     with session() as s:
         return s.exec(select(TaskRecord).where(TaskRecord.api_key_id == key_id, TaskRecord.idempotency_key == idem)).first()
+
+
+find_idempotent = threaded(_find_idempotent)
 
 
 @threaded

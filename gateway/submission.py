@@ -47,14 +47,25 @@ def check_budget(task_type: str, params: Any) -> None:
         check_scene_task(task_type, params, scene, aoi)
 
 
+def run_labels(key: Caller, record: TaskRecord) -> dict[str, str]:
+    """What an operator filters runs by in the Prefect UI: the key's name (never the key), the task
+    id and the client's reference."""
+    labels = {"eotasks.key": key.name, "eotasks.task_id": record.id}
+    if record.reference:
+        labels["eotasks.reference"] = record.reference
+    return labels
+
+
 def run_parameters(task: TaskRequestModel, record: TaskRecord) -> dict[str, Any]:
     """What the flow run gets: the ids, and the request's parameters as the model dumps them (plain
     data the models rebuilt: never a client's dict; never the key itself)."""
-    return {
-        "task_id": record.id,
-        "api_key_id": record.api_key_id,
-        "params": task.params.model_dump(mode="json", exclude_none=True),
-    }
+    params = task.params.model_dump(mode="json", exclude_none=True, exclude={"fields"})
+    fields = getattr(task.params, "fields", None)
+    if fields is not None:
+        # Already plain JSON the validator rebuilt; dumping it as `Any` would inspect every
+        # coordinate in one call that holds the GIL (a quarter second for thousands of fields).
+        params["fields"] = fields
+    return {"task_id": record.id, "api_key_id": record.api_key_id, "params": params}
 
 
 async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, key: Caller, runs: PrefectRuns) -> TaskRecord:
@@ -74,8 +85,9 @@ async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, 
     try:
         await run_in_threadpool(check_budget, task.type, task.params)
     except UserError as exc:
-        raise ApiError(400, exc.message, [(exc.field or "params", "over the limit")]) from None
-    digest = body_hash(raw)
+        raise ApiError(400, exc.message, [(exc.field or "params", exc.message)]) from None
+    # Hashing and dumping thousands of fields are single long calls that hold the GIL: off the loop.
+    digest = await run_in_threadpool(body_hash, raw)
     record = TaskRecord(
         id=str(uuid.uuid4()),
         flow_run_id=None,
@@ -88,7 +100,7 @@ async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, 
         callback_url=task.callback_url,
     )
     for _ in range(2):
-        if await records.reserve(record):
+        if await records.reserve(record, key.daily_quota):
             break
         existing = await records.find_idempotent(key.id, idempotency_key or "")
         if existing is not None and existing.body_hash != digest:
@@ -103,8 +115,13 @@ async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, 
     else:
         raise ApiError(503, "The task service is busy; retry in a few seconds", headers={"Retry-After": "2"})
     try:
+        parameters = await run_in_threadpool(run_parameters, task, record)
         flow_run_id = await runs.create(
-            task.type, run_parameters(task, record), record.id, f"{key.id}:{idempotency_key}" if idempotency_key else None
+            task.type,
+            parameters,
+            record.id,
+            f"{key.id}:{idempotency_key}" if idempotency_key else None,
+            labels=run_labels(key, record),
         )
     except NotAvailable:
         await records.forget(record.id)

@@ -60,7 +60,8 @@ class Stack:
         deadline = time.monotonic() + timeout
         seen = []
         while time.monotonic() < deadline:
-            r = self.client.get(f"{self.base}/api/{task_id}", params={"api_key": key or self.key})
+            # A long poll (SPEC §7): one request per change of the task, not one per half second.
+            r = self.client.get(f"{self.base}/api/{task_id}", params={"api_key": key or self.key, "wait": 10})
             if r.status_code in (429, 503):  # rate limited or busy: a client waits as told, as ours do
                 seen.append((r.status_code, r.text[:200]))
                 time.sleep(float(r.headers.get("Retry-After", "1")))
@@ -68,8 +69,16 @@ class Stack:
             if r.status_code == 303 or r.json().get("task_type") not in ("created", "started"):
                 return r
             seen.append((r.json()["task_type"], r.json()["stage"]))
-            time.sleep(0.5)
         raise TimeoutError(f"task {task_id} did not end; states seen: {seen[-5:]}")
+
+    def get(self, path: str, key: str | None = None, **params: str) -> httpx.Response:
+        """GET as a client does: after a 429 or 503, again when Retry-After says."""
+        for _ in range(30):
+            r = self.client.get(f"{self.base}{path}", params={"api_key": key or self.key, **params})
+            if r.status_code not in (429, 503):
+                return r
+            time.sleep(float(r.headers.get("Retry-After", "1")))
+        return r
 
     def result(self, task_id: str) -> tuple[str, bytes]:
         """Wait, follow the 303, return (file name, bytes)."""
@@ -78,7 +87,7 @@ class Stack:
         assert r.text == r.headers["Location"]
         file = self.client.get(r.headers["Location"])
         assert file.status_code == 200
-        info = self.client.get(f"{self.base}/api/{task_id}", params={"api_key": self.key, "redirect": "false"}).json()
+        info = self.get(f"/api/{task_id}", redirect="false").json()
         assert info["task_type"] == "finished"
         [name] = info["files"]
         return name, file.content
@@ -109,6 +118,7 @@ class CallbackListener:
 
 def save_store_block(prefect_port: int, endpoint: str) -> str:
     """An operator's configuration: prefect-aws blocks saved on the Prefect server, no AWS_* env."""
+    from prefect.exceptions import PrefectHTTPStatusError
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
 
@@ -119,7 +129,17 @@ def save_store_block(prefect_port: int, endpoint: str) -> str:
             region_name="us-east-1",
             aws_client_parameters=AwsClientParameters(endpoint_url=endpoint),
         )
-        S3Bucket(bucket_name="eotasks-results", bucket_folder="runs", credentials=creds).save("e2e-results", overwrite=True)
+        bucket = S3Bucket(bucket_name="eotasks-results", bucket_folder="runs", credentials=creds)
+        for attempt in range(4):
+            try:
+                bucket.save("e2e-results", overwrite=True)
+                break
+            except PrefectHTTPStatusError as exc:
+                # A busy SQLite server answers 503 while other runs write; Prefect's client has
+                # retried it already. An operator runs the command again, and so does this.
+                if exc.response.status_code != 503 or attempt == 3:
+                    raise
+                time.sleep(1)
     return "e2e-results"
 
 

@@ -28,10 +28,11 @@ class FakeRuns:
     async def stop(self):
         pass
 
-    async def create(self, task_type, parameters, task_id, idempotency_key):
+    async def create(self, task_type, parameters, task_id, idempotency_key, labels=None):
         if task_type not in ("bandmath", "lbe", "jpeg"):
             raise NotAvailable(task_type)
         self.created.append(parameters)
+        self.labels = labels
         return uuid.uuid4()
 
     async def status(self, flow_run_id, with_result=True, with_stage=True):
@@ -52,11 +53,11 @@ def runs():
 @pytest.fixture(scope="module")
 def client(runs):
     """The contract's tests share a key; the rate limit has a test of its own (with its own app)."""
-    from gateway.auth import RateLimiter
+    from eotasks.usage import RateLimit
 
     init_db()
     app = create_app(runs)
-    app.state.rate_limiter = RateLimiter(0)  # unlimited: ~120 requests here must not meet the per-minute limit
+    app.state.rate_limit = RateLimit(0)  # unlimited: ~120 requests here must not meet the per-minute limit
     with TestClient(app) as c:
         yield c
 
@@ -688,10 +689,10 @@ def test_body_over_limit_is_413(client, key):
 
 
 def test_rate_limit_is_429_with_retry_after(runs):
-    from gateway.auth import RateLimiter
+    from eotasks.usage import RateLimit
 
     app = create_app(runs)
-    app.state.rate_limiter = RateLimiter(3)
+    app.state.rate_limit = RateLimit(3)
     k, _ = create_api_key("rate-limited")
     with TestClient(app) as c:
         codes = [c.get("/api", params={"api_key": k}).status_code for _ in range(5)]

@@ -13,7 +13,7 @@ from eotasks.models import checked_geometry
 from gateway import records
 from gateway.body import validated
 from gateway.deps import Key
-from gateway.routes.tasks import ERRORS
+from gateway.routes.tasks import KEYED, errors
 
 router = APIRouter(tags=["cropper"])
 
@@ -48,7 +48,7 @@ FEATURE: TypeAdapter[CropperFeature] = TypeAdapter(CropperFeature)
 @router.post(
     "/api/render/cropper/",
     response_model=CropperRef,
-    responses=ERRORS,
+    responses=errors(400, *KEYED, 413),
     summary="Save a geometry; answer its cropper_ref",
     openapi_extra={
         "requestBody": {

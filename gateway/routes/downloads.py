@@ -29,7 +29,11 @@ MEDIA = {
 @router.get(
     "/api/download/{key:path}",
     summary="A result file, by a signed URL",
-    responses={403: {"description": "invalid or expired link"}, 404: {"description": "no such file"}},
+    responses={
+        400: {"description": "expires or signature missing"},
+        403: {"description": "invalid or expired link"},
+        404: {"description": "no such file"},
+    },
 )
 async def download(key: str, store: Store, expires: Annotated[int, Query()], signature: Annotated[str, Query()]) -> FileResponse:
     if store.is_s3 or not verify(key, expires, signature, get_settings().resolved_signing_secret):

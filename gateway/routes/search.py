@@ -17,7 +17,7 @@ from eotasks.sensors import normalize_sensor_name
 from gateway.body import validated
 from gateway.deps import Key
 from gateway.errors import ApiError
-from gateway.routes.tasks import ERRORS
+from gateway.routes.tasks import KEYED, errors
 
 router = APIRouter(tags=["search"])
 SEARCH: TypeAdapter[SearchRequest] = TypeAdapter(SearchRequest)
@@ -80,11 +80,16 @@ async def _search(request: Request, dataset: str | None) -> JSONResponse:
     )
 
 
-@router.post("/api/lms/search/v2", responses=ERRORS, summary="Search scenes of any sensors", openapi_extra=BODY)
+@router.post("/api/lms/search/v2", responses=errors(400, *KEYED, 413), summary="Search scenes of any sensors", openapi_extra=BODY)
 async def search_any(request: Request, key: Key) -> JSONResponse:
     return await _search(request, None)
 
 
-@router.post("/api/lms/search/v2/{dataset}", responses=ERRORS, summary="Search scenes of one dataset", openapi_extra=BODY)
+@router.post(
+    "/api/lms/search/v2/{dataset}",
+    responses=errors(400, *KEYED, 404, 413),
+    summary="Search scenes of one dataset",
+    openapi_extra=BODY,
+)
 async def search_dataset(request: Request, dataset: str, key: Key) -> JSONResponse:
     return await _search(request, dataset)

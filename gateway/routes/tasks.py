@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -24,7 +26,24 @@ from gateway.submission import submit
 from gateway.task_answers import Current, current, pending_body, wait_for_change
 
 router = APIRouter(tags=["tasks"])
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429, 503)}
+WHY = {
+    400: "Invalid input: details name the field",
+    401: "No API key",
+    403: "Unknown or revoked API key",
+    404: "No such task of this key, or no such dataset",
+    409: "Conflicts with the task's state or an earlier request",
+    413: "The body is larger than the limit",
+    429: "Rate limit or daily quota used up; Retry-After says when to try again",
+    503: "Prefect cannot be reached for a moment; Retry-After says when to try again",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a route really gives (SPEC's body), for its OpenAPI entry."""
+    return {code: {"model": ErrorBody, "description": WHY[code]} for code in codes}
+
+
+KEYED = (401, 403, 429)  # every route that takes a key
 TASK_REQUEST: TypeAdapter[Any] = TypeAdapter(TaskRequest)
 
 
@@ -48,7 +67,7 @@ def accepted(record: Any) -> JSONResponse:
     "",
     status_code=202,
     response_model=TaskAccepted,
-    responses=ERRORS,
+    responses=errors(400, *KEYED, 409, 413, 503),
     summary="Submit a task",
     openapi_extra=request_body_schema(),
 )
@@ -61,7 +80,7 @@ async def submit_task(request: Request, key: Key, runs: Runs) -> JSONResponse:
     "/{task_id}",
     summary="A task's state or result; with wait, as soon as it changes",
     responses={
-        **ERRORS,
+        **errors(400, *KEYED, 404, 503),
         200: {
             "model": TaskPending | TaskFinished | TaskFailed,
             "description": "Not finished, failed or cancelled; a statistics task's answer",
@@ -95,7 +114,12 @@ async def task_status(
     return PlainTextResponse(url, status_code=303, headers={**headers, "Location": url})
 
 
-@router.delete("/{task_id}", status_code=202, responses={**ERRORS, 202: {"model": TaskFailed}}, summary="Cancel a task")
+@router.delete(
+    "/{task_id}",
+    status_code=202,
+    responses={**errors(*KEYED, 404, 409, 503), 202: {"model": TaskFailed}},
+    summary="Cancel a task",
+)
 async def cancel_task(task_id: str, key: Key, runs: Runs) -> JSONResponse:
     record = await records.owned_task(task_id, key.id)
     now = await current(record, runs)
@@ -118,30 +142,71 @@ async def cancel_task(task_id: str, key: Key, runs: Runs) -> JSONResponse:
     return JSONResponse(answer, status_code=202)
 
 
-@router.get("", summary="Your tasks, newest first", responses=ERRORS)
+@router.get("", summary="Your tasks, newest first; with wait, as soon as one of them changes", responses=errors(400, *KEYED, 503))
 async def list_tasks(
-    key: Key, runs: Runs, page: Annotated[int, Query(ge=1, le=100_000)] = 1, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    key: Key,
+    runs: Runs,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    wait: Annotated[
+        float | None, Query(gt=0, le=60, description="seconds to wait for a change of a listed task's status")
+    ] = None,
 ) -> JSONResponse:
-    rows, found = await records.list_tasks(key.id, page, limit)
-    open_runs = [r.flow_run_id for r in rows if r.status not in ENDED and r.flow_run_id]
-    states = await runs.states(open_runs) if open_runs else {}
+    listing = await Listing.read(key.id, runs, page, limit)
+    if wait and listing.open_runs:
+        listing = await listing.changed(runs, wait)
+    return JSONResponse({"tasks": listing.tasks, "meta": {"page": page, "limit": limit, "found": listing.found}})
 
-    def task_type(r: Any) -> str:
+
+class Listing:
+    """One page of a key's tasks with their status: ended ones from our rows, the others' from
+    Prefect (one query for the page)."""
+
+    def __init__(self, key_id: int, page: int, limit: int, rows: list[Any], found: int, states: dict[str, str]):
+        self.key_id, self.page, self.limit, self.rows, self.found, self.states = key_id, page, limit, rows, found, states
+        self.open_runs = [r.flow_run_id for r in rows if r.status not in ENDED and r.flow_run_id]
+        self.tasks = [
+            {
+                "task_id": r.id,
+                "type": r.type,
+                "reference": r.reference,
+                "created": r.created_at.isoformat(),
+                "task_type": self._task_type(r),
+            }
+            for r in rows
+        ]
+
+    def _task_type(self, r: Any) -> str:
         if r.status in ENDED:
-            return r.status
-        return TASK_TYPE_BY_STATE.get(states.get(r.flow_run_id or "", "PENDING"), "created")
+            return str(r.status)
+        from_prefect = TASK_TYPE_BY_STATE.get(self.states.get(r.flow_run_id or "", "PENDING"), "created")
+        return "started" if r.status == "started" and from_prefect == "created" else from_prefect
 
-    tasks = [
-        {
-            "task_id": r.id,
-            "type": r.type,
-            "reference": r.reference,
-            "created": r.created_at.isoformat(),
-            "task_type": task_type(r),
-        }
-        for r in rows
-    ]
-    return JSONResponse({"tasks": tasks, "meta": {"page": page, "limit": limit, "found": found}})
+    @classmethod
+    async def read(cls, key_id: int, runs: Any, page: int, limit: int, states: dict[str, str] | None = None) -> Listing:
+        rows, found = await records.list_tasks(key_id, page, limit)
+        if states is None:
+            open_runs = [r.flow_run_id for r in rows if r.status not in ENDED and r.flow_run_id]
+            states = await runs.states(open_runs) if open_runs else {}
+        return cls(key_id, page, limit, rows, found, states)
+
+    def summary(self) -> list[tuple[str, str]]:
+        return [(t["task_id"], t["task_type"]) for t in self.tasks]
+
+    async def changed(self, runs: Any, seconds: float) -> Listing:
+        """The page again at the first change of a task's status on it (or a task added), or after
+        ``seconds``: our rows every 0.25 s (runs record their endings there), Prefect every second."""
+        deadline = time.monotonic() + seconds
+        last_prefect = time.monotonic()
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(0.25, left))
+            ask_prefect = time.monotonic() - last_prefect >= 1.0
+            if ask_prefect:
+                last_prefect = time.monotonic()
+            fresh = await Listing.read(self.key_id, runs, self.page, self.limit, None if ask_prefect else self.states)
+            if fresh.summary() != self.summary():
+                return fresh
+        return self
 
 
 __all__ = ["Current", "router"]
