@@ -54,7 +54,7 @@ def fail(exc: BaseException) -> State:
         raise exc
     logger = get_run_logger()
     if isinstance(exc, UserError):
-        logger.error("task failed: %s", exc.message)
+        logger.warning("task failed: %s", exc.message)  # the client's to fix (UserErrorsInOneLine)
         return Failed(message=exc.message)
     logger.exception("internal error", exc_info=exc)
     return Failed(message=failure_message("FAILED", None))
@@ -191,18 +191,43 @@ class QuietBookkeeping(logging.Filter):
         return not (message.startswith(("Running hook ", "Hook ")) and any(h in message for h in self.HOOKS))
 
 
+_FAILED_WITH = re.compile(r"Finished in state Failed\('Task run encountered an exception (\w+): ")
+
+
+def _user_error_names() -> set[str]:
+    names, todo = set(), [UserError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
 class UserErrorsInOneLine(logging.Filter):
     """A step that fails on the client's input (UserError: a scene that does not exist, an AOI
     outside it) is the client's to fix, not the operator's: one WARNING line with the sentence the
     client gets, not an ERROR with the traceback of our own code."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from prefect.exceptions import FailedRun
+
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, UserError):
+        if isinstance(exc, FailedRun):
+            # The engine's "exited with unexpected exception" for a run that ended Failed: the
+            # failure was logged where it happened (``fail``), this is only the engine's own stack.
+            return False
+        if isinstance(exc, UserError) or self._user_error_state(record):
             record.exc_info, record.exc_text = None, None
             if record.levelno > logging.WARNING:
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+    @staticmethod
+    def _user_error_state(record: logging.LogRecord) -> bool:
+        """A step's "Finished in state Failed('Task run encountered an exception SceneNotFound: ...')"."""
+        message = record.getMessage() if record.levelno > logging.WARNING else ""
+        found = _FAILED_WITH.match(message)
+        return found is not None and found.group(1) in _user_error_names()
 
 
 for _logger in ("prefect.task_runs", "prefect.flow_runs"):
