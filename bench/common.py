@@ -12,7 +12,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-SAMPLE = REPO / "tests" / "data" / "s2-l1c-crop"
+SAMPLE = REPO / "eotasks" / "sample" / "s2-l1c-crop"
 VIEW_ID = "S2/18/S/VG/2020/6/15/0"
 POLYGON = {
     "type": "Polygon",

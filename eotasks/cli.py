@@ -9,6 +9,8 @@ eotasks catalog demo [--out DIR]
 eotasks catalog ls [--sensor S]
 eotasks blocks setup --bucket B [--endpoint-url URL]   save the S3 blocks the flows read
 eotasks automations setup                 save the recovery automations (after prefect deploy)
+eotasks run TYPE [params] [--wait] [-o OUT] submit a task as a client (see eotasks/cli_run.py)
+eotasks task TASK_ID [--wait] [-o OUT]     a task's answer
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ import signal
 import sys
 from pathlib import Path
 
+from eotasks.sample import CROP_DIR, SAMPLE_POLYGON, SAMPLE_VIEW_ID
 from eotasks.settings import get_settings
-
-SAMPLE_VIEW_ID = "S2/18/S/VG/2020/6/15/0"  # MGRS 18SVG holds the sample; its date is not recorded (nominal)
 
 
 def _progress(label: str):
@@ -101,8 +102,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from eotasks.catalog.scenes import list_scenes
     from eotasks.db import init_db
 
+    sensor = None
+    if args.sensor:
+        from eotasks.sensors import SENSORS, sensor_by_name
+
+        found = sensor_by_name(args.sensor)
+        if found is None:
+            names = ", ".join(f"{s.name} ({s.short})" for s in SENSORS.values())
+            raise ValueError(f"unknown sensor {args.sensor!r}; the catalogue holds {names}")
+        sensor = found.name
     init_db()
-    for r in list_scenes(args.sensor):
+    listed = list_scenes(sensor)
+    if not listed:
+        print(f"no {sensor + ' ' if sensor else ''}scenes in the catalogue", file=sys.stderr)
+    for r in listed:
         print(f"{r.date}  {r.sensor:13s} {r.cloud_cover:5.1f}%  {r.view_id}  {r.scene_id}")
         if args.bands:
             for band, a in sorted(r.assets.items()):
@@ -122,11 +135,27 @@ def find_sample() -> Path | None:
     return None
 
 
+def demo_key(path: Path, name: str) -> str:
+    """The demo key kept in the data dir: the same on every ``make up`` while it is valid (tasks
+    submitted with it stay visible), a new one when it was revoked or the database is new."""
+    from eotasks.db import create_api_key, find_api_key
+
+    if path.is_file():
+        key = path.read_text().strip()
+        record = find_api_key(key)
+        if record is not None and record.revoked_at is None:
+            return key
+    key, _ = create_api_key(name)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from eotasks.catalog.demo import demo_fields, generate_demo
     from eotasks.catalog.ingest import ingest_folder
     from eotasks.catalog.scenes import get_scene
-    from eotasks.db import create_api_key, init_db
+    from eotasks.db import init_db
     from eotasks.launcher import PortInUse, Service, require_free_port, service_env
 
     settings = get_settings()
@@ -153,10 +182,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"starting Prefect server on 127.0.0.1:{settings.prefect_port} (logs in {data_dir / 'logs'}) ...", file=sys.stderr)
         service.start_prefect_server(settings.prefect_port)
         init_db()
-        sample = find_sample()
-        if sample and get_scene(SAMPLE_VIEW_ID) is None:
-            ingest_folder(sample, "sentinel2", view_id=SAMPLE_VIEW_ID, platform="S2A")
-            print(f"ingested the real Sentinel-2 sample as {SAMPLE_VIEW_ID}", file=sys.stderr)
+        if get_scene(SAMPLE_VIEW_ID) is None:
+            # The whole real scene where it is at hand, else the crop of it the package carries:
+            # either way the README's requests work on a clone from anywhere.
+            sample = find_sample()
+            ingest_folder(sample or CROP_DIR, "sentinel2", view_id=SAMPLE_VIEW_ID, platform="S2A")
+            what = "the real Sentinel-2 sample" if sample else "the package's crop of the real Sentinel-2 sample"
+            print(f"ingested {what} as {SAMPLE_VIEW_ID}", file=sys.stderr)
         if not (data_dir / "demo" / ".done").exists():
             generate_demo(data_dir / "demo", progress=_progress("demo scenes"))
             (data_dir / "demo" / ".done").touch()
@@ -165,26 +197,28 @@ def cmd_up(args: argparse.Namespace) -> int:
 
         service.start_serve([f"{f.name}/{settings.deployment_suffix}" for f in FLOWS])
         service.start_gateway(settings.host, settings.port)
-        key, _ = create_api_key(settings.demo_key_name)
+        key = demo_key(data_dir / "demo.key", settings.demo_key_name)
     except Exception as exc:
         print(f"eotasks up failed: {exc}", file=sys.stderr)
         service.stop()
         return 1
     base = settings.resolved_public_url
     field = demo_fields()[0]["geometry"]
-    sample_poly = {"type": "Polygon", "coordinates": [[[-75.65, 37.65], [-75.60, 37.64], [-75.62, 37.70], [-75.65, 37.65]]]}
-    body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": sample_poly}}
+    body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": SAMPLE_POLYGON}}
     print(
         f"""
 eotasks is up.
   gateway      {base}   (OpenAPI: {base}/docs)
   Prefect UI   http://127.0.0.1:{settings.prefect_port}
-  demo API key {key}
+  demo API key {key}   (kept in {data_dir / "demo.key"}; the same on every start)
 
 Try it:
-  curl -s -X POST '{base}/api?api_key={key}' -H 'Content-Type: application/json' \\
+  KEY=$(cat {data_dir / "demo.key"})
+  curl -s -X POST "{base}/api?api_key=$KEY" -H 'Content-Type: application/json' \\
        -d '{json.dumps(body)}'
-  curl -si '{base}/api/<task_id>?api_key={key}'
+  curl -si "{base}/api/<task_id>?api_key=$KEY&wait=30"
+or, with the client: uv run eotasks run bandmath --view-id {SAMPLE_VIEW_ID} --bm-type NDVI \\
+       --geometry '{json.dumps(SAMPLE_POLYGON)}' -o ndvi.tif
 A demo field for time series (sentinel2l2a, landsat8, 2023): {json.dumps(field)}
 
 Ctrl-C stops everything.""",
@@ -268,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         "setup", help="save the recovery automations (stalled PENDING runs, lost heartbeats); after prefect deploy"
     )
     p.set_defaults(func=cmd_automations_setup)
+
+    from eotasks.cli_run import add_commands
+
+    add_commands(sub)
 
     args = parser.parse_args(argv)
     try:

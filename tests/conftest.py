@@ -14,11 +14,12 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # nothing leaves loopb
 os.environ.pop("EOTASKS_DATABASE_URL", None)
 os.environ.pop("EOTASKS_STORE_URL", None)
 
+from eotasks.sample import CROP_DIR as SAMPLE_CROP_DIR  # noqa: E402
 from eotasks.settings import reset_settings  # noqa: E402
 
 reset_settings()
 
-CROP_DIR = Path(__file__).parent / "data" / "s2-l1c-crop"
+CROP_DIR = SAMPLE_CROP_DIR
 SAMPLE_VIEW_ID = "S2/18/S/VG/2020/6/15/0"
 
 

@@ -137,10 +137,21 @@ def test_missing_scene_fails_at_scene_lookup(stack):
     }
 
 
-def test_aoi_outside_the_scene_fails_at_crop(stack):
-    task_id = stack.submit("bandmath", {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "bbox": [10.0, 10.0, 10.1, 10.1]})
-    body = stack.wait(task_id).json()
-    assert body["task_type"] == "failed" and body["stage"] == "crop" and body["error"] == "The AOI does not intersect the scene"
+def test_an_aoi_outside_the_scene_is_refused_with_its_extent(stack):
+    """The catalogue knows the footprint: a 400 at submission that names the AOI and gives the
+    scene's extent, and says so when longitude and latitude were swapped (no run is created)."""
+
+    def post(params: dict) -> httpx.Response:
+        body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", **params}}
+        return stack.client.post(f"{stack.base}/api", params={"api_key": stack.key}, json=body)
+
+    r = post({"bbox": [10.0, 10.0, 10.1, 10.1]})
+    assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.bbox", r.text
+    assert "-75.6612, 37.6797, -75.6269, 37.7069" in r.json()["error"] and "swapped" not in r.json()["error"]
+    swapped = {"type": "Polygon", "coordinates": [[[y, x] for x, y in GEOMETRY["coordinates"][0]]]}
+    r = post({"geometry": swapped})
+    assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.geometry", r.text
+    assert "longitude and latitude swapped" in r.json()["error"]
 
 
 def test_cancel_a_task(stack):

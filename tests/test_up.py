@@ -145,3 +145,84 @@ def test_a_stopped_service_leaves_no_process(tmp_path):
             os.killpg(up.pid, signal.SIGKILL)
         for pid in service_processes(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_make_up_in_a_clone_with_no_shared_folder_serves_the_readme_request(tmp_path):
+    """The two commands on a clone from anywhere: ``make up`` in a fresh clone with no ``../shared``
+    beside it ingests the package's sample, prints the key it keeps in ``.eotasks/demo.key``, and
+    the README's request on that key and port gives a real GeoTIFF."""
+    import rasterio
+    from rasterio.io import MemoryFile
+
+    from eotasks.sample import SAMPLE_POLYGON, SAMPLE_VIEW_ID
+
+    clone = tmp_path / "eotasks"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    assert not (tmp_path / "shared").exists()
+    data_dir = clone / ".eotasks"
+    port, prefect_port = free_port(), free_port()
+    env = up_env(data_dir, port, prefect_port)
+    up = subprocess.Popen(
+        ["make", "up"], cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(up.stdout.readline, "")), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 420
+        while not any("Ctrl-C stops everything" in line for line in lines):
+            assert up.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.5)
+        printed = "".join(lines)
+        assert "the package's crop of the real Sentinel-2 sample" in printed, printed[-3000:]
+        key = (data_dir / "demo.key").read_text().strip()
+        assert key in printed
+        base = f"http://127.0.0.1:{port}"
+        body = {"type": "bandmath", "params": {"view_id": SAMPLE_VIEW_ID, "bm_type": "NDVI", "geometry": SAMPLE_POLYGON}}
+        with httpx.Client(timeout=90) as client:
+            r = client.post(f"{base}/api", params={"api_key": key}, json=body)
+            assert r.status_code == 202, r.text
+            task_id = r.json()["task_id"]
+            for _ in range(10):
+                r = client.get(f"{base}/api/{task_id}", params={"api_key": key, "wait": 30})
+                if r.status_code != 200:
+                    break
+            assert r.status_code == 303, r.text
+            tif = client.get(r.headers["location"])
+        assert tif.status_code == 200
+        with MemoryFile(tif.content) as mem, mem.open() as ds:
+            assert ds.crs == rasterio.crs.CRS.from_epsg(32618) and ds.nodata == -9999.0
+            ndvi = ds.read(1, masked=True)
+        assert ndvi.count() > 1000 and ndvi.min() >= -1 and ndvi.max() <= 1
+    finally:
+        try:
+            os.killpg(up.pid, signal.SIGINT)
+            up.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(up.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while service_processes(f"EOTASKS_DATA_DIR={data_dir}") and time.monotonic() < deadline:
+            time.sleep(0.5)
+    assert not service_processes(f"EOTASKS_DATA_DIR={data_dir}")
+
+
+def test_the_demo_key_is_kept_while_it_is_valid(sqlite_url, tmp_path, monkeypatch):
+    from eotasks.cli import demo_key
+    from eotasks.db import revoke_api_key
+    from eotasks.settings import reset_settings
+
+    monkeypatch.setenv("EOTASKS_DATABASE_URL", sqlite_url)
+    reset_settings()
+    try:
+        path = tmp_path / "demo.key"
+        first = demo_key(path, "demo")
+        assert demo_key(path, "demo") == first == path.read_text().strip()
+        assert path.stat().st_mode & 0o077 == 0  # the key file is the owner's alone
+        revoke_api_key(first)
+        second = demo_key(path, "demo")
+        assert second != first and path.read_text().strip() == second
+    finally:
+        monkeypatch.delenv("EOTASKS_DATABASE_URL")
+        reset_settings()
