@@ -99,11 +99,12 @@ class Settings(BaseSettings):
 
     demo_key_name: str = "demo"
 
-    @property
+    # Cached: a request's path (database URL, signing) asks for these, and each resolve is syscalls.
+    @functools.cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
 
-    @property
+    @functools.cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -117,7 +118,7 @@ class Settings(BaseSettings):
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
-    @property
+    @functools.cached_property
     def resolved_signing_secret(self) -> str:
         if self.signing_secret:
             return self.signing_secret.get_secret_value()

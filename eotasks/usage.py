@@ -12,10 +12,12 @@ Idempotency-Key, a failure) spends nothing and two processes cannot both take th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -62,13 +64,19 @@ class SqlStorage(Storage):
     def __init__(self, url: str | None = None) -> None:
         super().__init__()
         self.url = url
+        resolved = url or get_settings().resolved_database_url
+        self._writing: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if resolved.startswith("sqlite") else contextlib.nullcontext()
+        )
 
     @property
     def base_exceptions(self) -> type[Exception]:
         return SQLAlchemyError
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        with get_engine(self.url).begin() as conn:
+        # SQLite takes one writer at a time and makes the others sleep and retry (in steps of
+        # milliseconds): this process's writers queue here instead, each waiting only its turn.
+        with self._writing, get_engine(self.url).begin() as conn:
             count = _upsert(conn, key, amount, time.time() + expiry, _NO_CAP)
         return count or 0
 

@@ -16,7 +16,7 @@ from gateway.runs import PrefectRuns
 STORE_TTL_S = 30.0
 
 
-def runs_of(request: Request) -> PrefectRuns:
+async def runs_of(request: Request) -> PrefectRuns:  # async: a plain def would cost a thread hop
     return request.app.state.runs
 
 

@@ -107,7 +107,8 @@ async def task_status(
         return JSONResponse(now.failure, headers=headers)
     if now.answer_key is not None:  # a statistics task: its JSON answer, as the run published it
         return Response(await run_in_threadpool(store.get, now.answer_key), media_type="application/json", headers=headers)
-    url = await run_in_threadpool(store.download_url, now.files[0])
+    # A folder's link is an HMAC, signed here; S3's presigning may refresh credentials: a thread.
+    url = await run_in_threadpool(store.download_url, now.files[0]) if store.is_s3 else store.download_url(now.files[0])
     if not redirect:
         body = TaskFinished(task_id=record.id, result_url=url, files=[f.rsplit("/", 1)[-1] for f in now.files])
         return JSONResponse(body.model_dump(), headers=headers)
