@@ -41,6 +41,7 @@ from eotasks.settings import get_settings
 if TYPE_CHECKING:
     from eotasks.db import SceneRecord
     from eotasks.models import MtStatsParams
+    from eotasks.raster.grid import Grid
     from eotasks.sensors import Sensor
 
 MB = 1 << 20
@@ -106,6 +107,7 @@ def check_scene_task(task_type: str, params: Any, scene: SceneRecord, aoi: BaseG
     if task_type == "lbe":
         memory = pixels * BYTES_RAW
         check_memory(memory, aoi_field(params), f"{len(bands)} band(s) over {out_px:,} pixels")
+        check_output_grid(task_type, params, scene, aoi, len(bands))
         return
     outputs = len(compile_expressions(params.bm_type, sensor, settings.max_expression_chars))
     memory = pixels * BYTES_VALUE + outputs * out_px * BYTES_OUTPUT
@@ -123,6 +125,46 @@ def check_scene_task(task_type: str, params: Any, scene: SceneRecord, aoi: BaseG
         memory += picture * (outputs * BYTES_INDEX + BYTES_PICTURE)
     field = "params.bm_type" if outputs * out_px * BYTES_OUTPUT > pixels * BYTES_VALUE else aoi_field(params)
     check_memory(memory, field, f"{len(bands)} band(s) read and {outputs} output band(s) over {out_px:,} pixels")
+    check_output_grid(task_type, params, scene, aoi, outputs)
+
+
+def output_grid_of(task_type: str, params: Any, scene: SceneRecord, aoi: BaseGeometry | None) -> Grid | None:
+    """SPEC §5's grid for this request on this scene; None when the request asks for none (the
+    scene's own grid, as before). The default resolution keeps the native pixel count of the
+    coarsest band the task uses."""
+    if not getattr(params, "output_requested", False):
+        return None
+    from eotasks.catalog.scenes import scene_assets
+    from eotasks.raster.aoi import to_crs
+    from eotasks.raster.grid import matching_resolution, output_grid
+    from eotasks.sensors import SENSORS
+
+    crs = params.crs or params.default_output_crs or scene.crs
+    region = aoi if aoi is not None else shape(scene.footprint)
+    bounds = to_crs(region, crs).bounds
+    resolution = params.resolution_xy
+    if resolution is None and params.width is None and params.height is None:
+        assets = scene_assets(scene)
+        used = [b for b in scene_task_bands(task_type, params, SENSORS[scene.sensor]) if b in assets]
+        native = max((assets[b].resolution for b in used), default=10.0)
+        resolution = matching_resolution(scene.crs, native, to_crs(region, scene.crs).bounds, crs)
+    return output_grid(bounds, crs, resolution=resolution, width=params.width, height=params.height)
+
+
+def check_output_grid(task_type: str, params: Any, scene: SceneRecord, aoi: BaseGeometry | None, outputs: int) -> None:
+    grid = output_grid_of(task_type, params, scene, aoi)
+    if grid is None:
+        return
+    settings = get_settings()
+    field = next(f"params.{n}" for n in ("resolution", "width", "height", "crs") if getattr(params, n) is not None)
+    total = grid.pixels * max(outputs, 1)
+    if total > settings.max_output_pixels:
+        raise UserError(
+            f"The output grid of {grid.width} x {grid.height} pixels x {outputs} band(s) is {total:,} pixels, more than "
+            f"the limit of {settings.max_output_pixels:,}; use a coarser resolution or fewer pixels",
+            field=field,
+        )
+    check_memory(total * BYTES_VALUE, field, f"{outputs} band(s) over {grid.pixels:,} output pixels")
 
 
 def check_aoi_meets_scene(params: Any, scene: SceneRecord, aoi: BaseGeometry | None) -> None:

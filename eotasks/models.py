@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -200,7 +200,87 @@ class SceneParams(AOIParams):
         return _check_view_id(v)
 
 
-class BandmathParams(SceneParams):
+# SPEC §5's names (GDAL's), with rasterio's spelling of cubic spline accepted too.
+OUTPUT_RESAMPLING = (
+    "nearest",
+    "bilinear",
+    "cubic",
+    "cubicspline",
+    "cubic_spline",
+    "lanczos",
+    "average",
+    "mode",
+    "min",
+    "max",
+    "med",
+    "q1",
+    "q3",
+)
+MAX_GRID_SIDE = 10_000
+
+
+class GriddedSceneParams(SceneParams):
+    """SPEC §5: the grid of the output. None of these given: the scene's own grid, as before."""
+
+    crs: str | int | None = Field(None, description="The output's CRS, 'EPSG:<code>' or the code; default the scene's.")
+    resolution: float | list[float] | None = Field(
+        None, description="Pixel size in units of crs, a number or [x, y]; pixel edges on its multiples."
+    )
+    width: int | None = Field(None, ge=1, le=MAX_GRID_SIDE, description="Pixels across the AOI's bounds in crs.")
+    height: int | None = Field(None, ge=1, le=MAX_GRID_SIDE, description="Pixels down the AOI's bounds in crs.")
+    resample: Literal[OUTPUT_RESAMPLING] = Field("nearest", description="GDAL's resampling onto the output grid.")  # type: ignore[valid-type]
+
+    @field_validator("crs", mode="before")
+    @classmethod
+    def _crs(cls, v: Any) -> str | None:
+        if v is None:
+            return None
+        code = v if isinstance(v, int) and not isinstance(v, bool) else None
+        if isinstance(v, str) and re.fullmatch(r"(?i)epsg:\d{1,6}", v.strip()):
+            code = int(v.strip().split(":")[1])
+        if code is None:
+            raise _err("crs", "must be 'EPSG:<code>' or an EPSG code, e.g. 'EPSG:4326' or 32633")
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            CRS.from_epsg(code)
+        except CRSError:
+            raise _err("crs", "EPSG:{code} is not a CRS that PROJ knows", code=code) from None
+        return f"EPSG:{code}"
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, v: float | list[float] | None) -> float | list[float] | None:
+        values = [v] if isinstance(v, (int, float)) else v
+        if values is not None and not (len(values) in (1, 2) and all(math.isfinite(x) and x > 0 for x in values)):
+            raise _err("resolution", "must be a number or [x, y] of numbers > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _one_way(self) -> GriddedSceneParams:
+        if self.resolution is not None and (self.width is not None or self.height is not None):
+            raise _err("resolution", "give resolution or width/height, not both", field="resolution")
+        return self
+
+    @property
+    def output_requested(self) -> bool:
+        return any(v is not None for v in (self.crs, self.resolution, self.width, self.height))
+
+    # The output's CRS when the request names none (None: the scene's own).
+    default_output_crs: ClassVar[str | None] = None
+
+    @property
+    def resolution_xy(self) -> tuple[float, float] | None:
+        if self.resolution is None:
+            return None
+        if isinstance(self.resolution, (int, float)):
+            return float(self.resolution), float(self.resolution)
+        x, *rest = self.resolution
+        return float(x), float(rest[0] if rest else x)
+
+
+class BandmathParams(GriddedSceneParams):
     bm_type: str = Field(
         ...,
         description="One or more comma-separated expressions or aliases, e.g. 'NDVI' or '(B08-B04)/(B08+B04), NDWI'.",
@@ -214,7 +294,7 @@ class BandmathParams(SceneParams):
         return _check_expressions(v, info.data.get("view_id"))
 
 
-class LbeParams(SceneParams):
+class LbeParams(GriddedSceneParams):
     _aoi_required = True
     bands: list[str] = Field(..., description="Band names in output order.", examples=[["B04", "B03", "B02"]])
     merge: bool = Field(True, description="Bands of one resolution in one GeoTIFF; false: one file per band.")
@@ -240,16 +320,30 @@ class LbeParams(SceneParams):
         return resolved
 
 
-class JpegParams(SceneParams):
+class JpegParams(GriddedSceneParams):
     bm_type: str = Field(..., description="One expression (grey or colormapped) or three (RGB), e.g. 'B04,B03,B02'.")
     format: Literal["jpeg", "png", "tiff"] = Field("jpeg", description="The picture's encoding.")
     px_size: float | None = Field(None, gt=0, description="Output pixel size in metres of EPSG:3857.")
-    resample: Literal[GDAL_RESAMPLING] = Field("cubic", description="GDAL's resampling onto the picture's grid.")  # type: ignore[valid-type]
+    resample: Literal[(*GDAL_RESAMPLING, "cubicspline")] = Field(  # type: ignore[valid-type]
+        "cubic", description="GDAL's resampling onto the picture's grid."
+    )
     colormap: str | None = Field(None, description="A Matplotlib colormap for one expression, e.g. RdYlGn.")
     levels: str | None = Field(None, description="'min,max' mapped onto the colormap (default -0.5,0.5).")
     colors_limit: int | None = Field(None, ge=2, le=256, description="Quantise the colormap to this many colours.")
     name_alias: str | None = Field(None, max_length=128, description="Output file name instead of bm_type.")
     calibrate: bool | None = Field(None, description="Accepted; values are always reflectance.")
+
+    default_output_crs: ClassVar[str | None] = "EPSG:3857"
+
+    @model_validator(mode="after")
+    def _px_size_or_resolution(self) -> JpegParams:
+        if self.px_size is not None and (self.resolution is not None or self.width is not None or self.height is not None):
+            raise _err(
+                "px_size",
+                "px_size is resolution in EPSG:3857 metres: give one of px_size, resolution, width/height",
+                field="px_size",
+            )
+        return self
 
     @field_validator("bm_type")
     @classmethod

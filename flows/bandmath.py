@@ -1,6 +1,7 @@
 """Download Indices (``bandmath``): one Float32 COG band per expression over the AOI.
 
-authentication -> scene_lookup -> crop -> index -> publish (encode the COG, store it; the file's artifacts)
+authentication -> scene_lookup -> crop -> index -> [warp, with an output grid]
+-> publish (encode the COG, store it; the file's artifacts)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tasks.encode import FloatCog
 from tasks.index import index
 from tasks.publish import publish
 from tasks.scene_lookup import lookup_scene
+from tasks.warp import warp
 
 
 @task_flow("bandmath")
@@ -24,8 +26,10 @@ def bandmath(task_id: str, api_key_id: int, params: BandmathParams) -> Any:
     authenticate(api_key_id)
     scene = lookup_scene(params.view_id)
     programs = programs_for(scene, params.bm_type)
-    [bands] = crop(scene, params, [bands_of(programs)], "bandmath").rasters
-    indices = index(programs, bands)
+    cut = crop(scene, params, [bands_of(programs)], "bandmath")
+    indices = index(programs, cut.rasters[0])
+    if cut.output is not None:  # SPEC §5: computed on the native grid, then warped, then the AOI
+        indices = warp(indices, cut.output, params.resample, cut.aoi, params.mask_outside)
     name = output_name(scene, params, "TIF")
     files = publish(task_id, {name: FloatCog(indices)})
     file_artifacts(task_id, files)

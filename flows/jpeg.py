@@ -28,7 +28,7 @@ def jpeg(task_id: str, api_key_id: int, params: JpegParams) -> Any:
     programs = programs_for(scene, params.bm_type)
     cut = crop(scene, params, [bands_of(programs)], "jpeg")
     values = index(programs, cut.rasters[0])
-    picture = render(values, cut.aoi, params)
+    picture = render(values, cut.aoi, params, cut.output)
     files = publish(task_id, {output_name(scene, params, EXTENSIONS[params.format]): picture})
     file_artifacts(task_id, files)
     return {"files": files}

@@ -1,6 +1,7 @@
 """Download Analytic (``lbe``): raw bands over the AOI at native resolution.
 
-authentication -> scene_lookup -> crop (every resolution group, the AOI resolved once) -> publish (package, store)
+authentication -> scene_lookup -> crop (every resolution group, the AOI resolved once)
+-> [warp, with an output grid] -> publish (package, store)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tasks.crop import crop
 from tasks.package import package_bands
 from tasks.publish import publish
 from tasks.scene_lookup import lookup_scene
+from tasks.warp import warp
 
 
 @task_flow("lbe")
@@ -24,14 +26,19 @@ def lbe(task_id: str, api_key_id: int, params: LbeParams) -> Any:
     authenticate(api_key_id)
     scene = lookup_scene(params.view_id)
     assets = scene_assets(scene)  # a band the scene lacks is refused by crop, by name
+    # With an output grid (SPEC §5) every band lands on it: one resolution, so merge puts them together.
+    same = 1.0 if params.output_requested else None
     groups = plan_groups(
         params.bands,
-        {b: assets[b].resolution if b in assets else 0.0 for b in params.bands},
+        {b: same or (assets[b].resolution if b in assets else 0.0) for b in params.bands},
         params.merge,
         {b: assets[b].fill if b in assets else 0.0 for b in params.bands},
     )
     cut = crop(scene, params, [list(g.bands) for g in groups], "lbe", scaled=False)
-    name, path = package_bands(scene, params, list(zip(groups, cut.rasters, strict=False)))
+    rasters = cut.rasters
+    if cut.output is not None:
+        rasters = [warp(r, cut.output, params.resample, cut.aoi, params.mask_outside, stored=True) for r in rasters]
+    name, path = package_bands(scene, params, list(zip(groups, rasters, strict=False)))
     files = publish(task_id, {name: path})
     file_artifacts(task_id, files)
     return {"files": files}

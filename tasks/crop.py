@@ -7,23 +7,26 @@ from dataclasses import dataclass
 from prefect import get_run_logger, task
 from shapely.geometry.base import BaseGeometry
 
-from eotasks.budget import aoi_of, check_scene_task
+from eotasks.budget import aoi_of, check_scene_task, output_grid_of
 from eotasks.catalog.scenes import scene_assets
 from eotasks.db import SceneRecord
 from eotasks.errors import UserError
 from eotasks.models import AOIParams
+from eotasks.raster.grid import Grid
 from eotasks.raster.image import Raster
-from eotasks.raster.read import read_aoi
+from eotasks.raster.read import read_aoi, read_for_grid
 from tasks._policy import io_step
 
 
 @dataclass
 class Crop:
     """What the reads gave: one Raster per group of bands, and the AOI they were cut by (lon/lat;
-    None for the whole scene), which later steps mask their own grids by."""
+    None for the whole scene), which later steps mask their own grids by; with an output grid
+    (SPEC §5), that grid, which the rasters (native, unmasked, covering it) are to be warped onto."""
 
     rasters: list[Raster]
     aoi: BaseGeometry | None
+    output: Grid | None = None
 
 
 def crop_scene(scene: SceneRecord, params: AOIParams, band_groups: list[list[str]], task_type: str, scaled: bool = True) -> Crop:
@@ -35,6 +38,9 @@ def crop_scene(scene: SceneRecord, params: AOIParams, band_groups: list[list[str
         raise UserError(f"Scene {scene.scene_id} has no {', '.join(missing)} band", field="params.bm_type")
     aoi = aoi_of(params)
     check_scene_task(task_type, params, scene, aoi)
+    output = output_grid_of(task_type, params, scene, aoi)
+    if output is not None:
+        return Crop([read_for_grid(assets, group, output, scaled) for group in band_groups], aoi, output)
     return Crop([read_aoi(assets, group, aoi, params.mask_outside, scaled) for group in band_groups], aoi)
 
 

@@ -191,3 +191,28 @@ def test_a_long_poll_answers_at_the_runs_end_for_one_request(stack):
     late = (answered_at - ended_at).total_seconds()
     print(f"long poll: {answers}; the finished answer came {late * 1000:.0f} ms after the run recorded its end")
     assert late < 0.3, (late, answers)
+
+
+def test_an_output_grid_through_the_real_flow(stack, tmp_path):
+    """SPEC §5 end to end: NDVI in EPSG:4326 at 0.0001°; the file carries that grid and the values
+    that tests/test_output_grid.py checks against rasterio's reproject of numpy's NDVI."""
+    import numpy as np
+
+    from tests.test_output_grid import tap_grid
+
+    with Client(stack.base, stack.key) as client:
+        task = client.submit(
+            "bandmath", view_id=SAMPLE_VIEW_ID, bm_type="NDVI", geometry=GEOMETRY, crs="EPSG:4326", resolution=0.0001
+        )
+        path = task.wait(timeout=180).download(tmp_path)
+    from shapely.geometry import Polygon
+
+    from tests.test_e2e import TRIANGLE
+
+    transform, width, height = tap_grid(Polygon(TRIANGLE).bounds, 0.0001)
+    with rasterio.open(path) as ds:
+        assert ds.crs.to_epsg() == 4326 and (ds.width, ds.height) == (width, height) and ds.nodata == -9999.0
+        assert ds.transform.almost_equals(transform, precision=1e-9)
+        values = ds.read(1, masked=True)
+    assert values.count() > 1000 and -1 <= values.min() <= values.max() <= 1
+    assert np.isfinite(values.compressed()).all()

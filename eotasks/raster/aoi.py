@@ -76,12 +76,24 @@ def from_lonlat(crs: Any) -> Transformer | None:
 
 def centre_inside(shape_in_crs: BaseGeometry, grid: Any) -> np.ndarray:
     """Which pixels of ``grid`` have their centre inside the shape (in the grid's CRS): the one
-    rasterisation every AOI goes through (GDAL's, not all-touched)."""
+    rasterisation every AOI goes through. GDAL's scanline rasteriser decides the bulk; the pixels an
+    edge passes through, where its rounding can disagree with the geometry (seen on fine lon/lat
+    grids), are decided exactly by point-in-polygon on their centres."""
+    import numpy as np
     from rasterio.features import geometry_mask
 
-    return geometry_mask(
-        [mapping(shape_in_crs)], out_shape=(grid.height, grid.width), transform=grid.transform, invert=True, all_touched=False
+    shape = (grid.height, grid.width)
+    inside = geometry_mask([mapping(shape_in_crs)], out_shape=shape, transform=grid.transform, invert=True, all_touched=False)
+    near_edge = geometry_mask(
+        [mapping(shape_in_crs.boundary)], out_shape=shape, transform=grid.transform, invert=True, all_touched=True
     )
+    rows, cols = np.nonzero(near_edge)
+    if rows.size:
+        t = grid.transform
+        xs = t.c + (cols + 0.5) * t.a + (rows + 0.5) * t.b
+        ys = t.f + (cols + 0.5) * t.d + (rows + 0.5) * t.e
+        inside[rows, cols] = shapely.contains_xy(shape_in_crs, xs, ys)
+    return inside
 
 
 def _stack(xy: tuple) -> Any:

@@ -60,15 +60,14 @@ def exact_coverage(geom: BaseGeometry, transform: Affine, width: int, height: in
 def centre_coverage(geom: BaseGeometry, transform: Affine, width: int, height: int) -> Coverage:
     """The pixels whose centres are inside ``geom``, weight 1: the same rule and the same
     rasterisation as a single AOI's crop (``crop_to_aoi``), on the polygon's window only."""
-    from rasterio.features import geometry_mask
-
-    from eotasks.raster.grid import centre_window
+    from eotasks.raster.aoi import centre_inside
+    from eotasks.raster.grid import Grid, centre_window
 
     window = centre_window(geom.bounds, transform, width, height)
     if window is None:
         return Coverage(width, height, np.zeros(0, np.int64), np.zeros(0, np.float64))
     c0, r0, w, h = int(window.col_off), int(window.row_off), int(window.width), int(window.height)
     local = transform * Affine.translation(c0, r0)
-    inside = geometry_mask([mapping(geom)], out_shape=(h, w), transform=local, invert=True, all_touched=False)
+    inside = centre_inside(geom, Grid("", local, w, h))
     rows, cols = np.nonzero(inside)
     return Coverage(width, height, (rows + r0) * width + (cols + c0), np.ones(rows.size, np.float64))

@@ -71,11 +71,11 @@ def aligned_grid(bounds: tuple[float, float, float, float], crs: str, resolution
     covers ``bounds`` (``gdalwarp -tap``): the same AOI always lands on the same pixels."""
     rx, ry = resolution
     minx, miny, maxx, maxy = bounds
-    # A bound already on a multiple (up to rounding noise) stays there rather than growing a pixel.
-    x0 = math.floor(minx / rx + 1e-9) * rx
-    y0 = math.floor(miny / ry + 1e-9) * ry
-    x1 = math.ceil(maxx / rx - 1e-9) * rx
-    y1 = math.ceil(maxy / ry - 1e-9) * ry
+    # GDAL's arithmetic exactly (gdalwarp_lib.cpp): the same request gives gdalwarp's grid.
+    x0 = math.floor(minx / rx) * rx
+    y0 = math.floor(miny / ry) * ry
+    x1 = math.ceil(maxx / rx) * rx
+    y1 = math.ceil(maxy / ry) * ry
     width, height = max(1, round((x1 - x0) / rx)), max(1, round((y1 - y0) / ry))
     return Grid(crs, Affine(rx, 0, x0, 0, -ry, y1), width, height)
 
@@ -92,3 +92,32 @@ def sized_grid(bounds: tuple[float, float, float, float], crs: str, width: int |
     if height is None:
         height = max(1, round(width * h_span / w_span))
     return Grid(crs, Affine(w_span / width, 0, minx, 0, -h_span / height, maxy), int(width), int(height))
+
+
+def output_grid(
+    bounds: tuple[float, float, float, float],
+    crs: str,
+    *,
+    resolution: tuple[float, float] | None = None,
+    width: int | None = None,
+    height: int | None = None,
+) -> Grid:
+    """SPEC §5's output grid over ``bounds`` (in ``crs``): target-aligned pixels of ``resolution``,
+    or the bounds divided into ``width`` x ``height``."""
+    if resolution is not None:
+        return aligned_grid(bounds, crs, resolution)
+    return sized_grid(bounds, crs, width, height)
+
+
+def matching_resolution(
+    src_crs: str, src_resolution: float, src_bounds: tuple[float, float, float, float], dst_crs: str
+) -> tuple[float, float]:
+    """The pixel size in ``dst_crs`` that keeps about as many pixels across ``src_bounds`` as
+    ``src_resolution`` gives in ``src_crs`` (GDAL's own choice, as gdalwarp makes it)."""
+    from rasterio.warp import calculate_default_transform
+
+    minx, miny, maxx, maxy = src_bounds
+    width = max(1, round((maxx - minx) / src_resolution))
+    height = max(1, round((maxy - miny) / src_resolution))
+    transform, _, _ = calculate_default_transform(src_crs, dst_crs, width, height, minx, miny, maxx, maxy)
+    return abs(transform.a), abs(transform.e)

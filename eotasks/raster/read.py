@@ -221,3 +221,21 @@ def read_aoi(
             raise AOIError("No pixel centre of the scene falls inside the AOI", field="params.geometry")
         raster = raster.mask(inside)
     return raster
+
+
+def read_for_grid(
+    assets: dict[str, Asset], bands: Sequence[str], target: Grid, scaled: bool = True, margin_px: int = 3
+) -> Raster:
+    """``bands`` on their coarsest band's native grid over what ``target`` covers, with a margin of
+    ``margin_px`` pixels for resampling kernels, unmasked: the AOI is applied on the target grid."""
+    from rasterio.warp import transform_bounds
+
+    with BandFiles(assets) as files:
+        native = files.native_grid(coarsest(assets, bands))
+        minx, miny, maxx, maxy = transform_bounds(target.crs, native.crs, *target.bounds, densify_pts=21)
+        rx, ry = native.resolution
+        bounds = (minx - margin_px * rx, miny - margin_px * ry, maxx + margin_px * rx, maxy + margin_px * ry)
+        window = centre_window(bounds, native.transform, native.width, native.height)
+        if window is None:
+            raise AOIError("The output grid does not meet the scene", field="params.geometry")
+        return files.read(bands, native.window(window), scaled=scaled)
