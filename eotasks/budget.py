@@ -247,6 +247,15 @@ def check_time_series_task(params: MtStatsParams, aoi: BaseGeometry) -> None:
                 field_px[finest] = parts_pixels(parts, crs, finest)
             worst_memory = max(worst_memory, field_px[finest] * (computable * BYTES_STATS_PIXEL + BYTES_SORT_PIXEL))
     check_read_budget(worst_read, settings.max_read_pixels, aoi_field(params))
+    if params.aggregation is not None and params.aggregation.composite == "median":
+        # A median keeps every scene's strip of the common grid (eotasks/aggregate.py).
+        from eotasks.aggregate import STRIP_PIXELS
+
+        check_memory(
+            params.limit * STRIP_PIXELS * 8 * len(indices),
+            "params.limit",
+            f"a median over up to {params.limit} scenes ({len(indices)} index(es))",
+        )
     concurrent = max(1, settings.mt_stats_workers)
     check_memory(
         worst_memory * concurrent,

@@ -437,6 +437,45 @@ def field_id(feature: dict[str, Any]) -> Any:
     return fid
 
 
+class Aggregation(BaseModel):
+    """SPEC §6: per-interval composites instead of per-scene items."""
+
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field(description="An ISO-8601 duration (P10D, P2W, P1M, P1Y) or day, week, dekad, month, season, year.")
+    composite: Literal["mean", "median", "min", "max", "first", "last"] = Field(
+        "mean", description="The per-pixel reducer over the interval's clear observations."
+    )
+    last_interval: Literal["skip", "shorten", "extend"] = Field(
+        "skip", description="ISO durations: an interval that would end after date_end is left out, cut, or kept whole."
+    )
+    resample: Literal[OUTPUT_RESAMPLING] = Field(  # type: ignore[valid-type]
+        "nearest", description="How scenes on other grids are warped onto the common one."
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: str) -> str:
+        from eotasks.intervals import PeriodError, parse_period
+
+        try:
+            parse_period(v)
+        except PeriodError as exc:
+            raise _err("aggregation", "{reason}", reason=str(exc), field="aggregation.period") from None
+        return v
+
+    @model_validator(mode="after")
+    def _calendar_has_no_last(self) -> Aggregation:
+        from eotasks.intervals import CALENDAR
+
+        if self.period in CALENDAR and self.last_interval != "skip":
+            raise _err(
+                "aggregation",
+                "last_interval applies to ISO durations, not to calendar periods",
+                field="aggregation.last_interval",
+            )
+        return self
+
+
 class MtStatsParams(AOIParams):
     _aoi_required = True
     date_start: dt.date = Field(description="First day, YYYY-MM-DD (inclusive).")
@@ -464,6 +503,7 @@ class MtStatsParams(AOIParams):
     )
     histogram: HistogramSpec | None = Field(None, description="Bins of each index's values in each item.")
     output_format: Literal["json", "csv"] = Field("json", description="With fields: the answer file's format.")
+    aggregation: Aggregation | None = Field(None, description="Per-interval composites (SPEC §6) instead of per-scene items.")
 
     @field_validator("percentiles")
     @classmethod

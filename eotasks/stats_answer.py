@@ -20,12 +20,14 @@ from typing import IO, Any
 
 import orjson
 
-from eotasks.timeseries import SceneOutcome, SceneRef, SceneRow, SkippedRow
+from eotasks.timeseries import IntervalRef, SceneOutcome, SceneRef, SceneRow, SkippedRow
 
 CSV_STATS = ("count", "nodata_count", "average", "median", "min", "max", "std", "variance", "q1", "q3", "p10", "p90")
 
 
 def _base(scene: SceneRef) -> dict[str, Any]:
+    if isinstance(scene, IntervalRef):
+        return {"interval": [scene.date, scene.last], "date": scene.date, "scenes": list(scene.scenes)}
     return {"scene_id": scene.scene_id, "view_id": scene.view_id, "date": scene.date}
 
 

@@ -104,6 +104,18 @@ class SceneRef:
         return cls(record.scene_id, record.view_id, record.date.isoformat())
 
 
+@dataclass(frozen=True)
+class IntervalRef(SceneRef):
+    """An interval's item (SPEC §6): its first and last day and the scenes composited."""
+
+    last: str = ""
+    scenes: tuple[str, ...] = ()
+
+    @classmethod
+    def of_interval(cls, first: str, last: str, scenes: Sequence[str]) -> IntervalRef:
+        return cls("", "", first, last, tuple(scenes))
+
+
 @dataclass
 class SceneRow:
     """One field's statistics on one scene (a ``result`` item)."""
@@ -338,7 +350,7 @@ def scene_statistics(record: SceneRecord, indices: Sequence[str], fields: Sequen
                         keep &= ~f
                     got.parts[index].append((v[keep], weight[keep], owner[keep]))
                     got.left[index] += np.bincount(owner, np.where(keep, 0.0, weight), got.n)
-    return _outcome(record, fields, got, options, unmasked=kind is None)
+    return _outcome(SceneRef.of(record), fields, got, options, unmasked=kind is None)
 
 
 def _gather_one(
@@ -365,7 +377,7 @@ def _gather_one(
         got.left[index][0] += total - v.size
 
 
-def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, options: StatsOptions, unmasked: bool) -> SceneOutcome:
+def _outcome(ref: SceneRef, fields: Sequence[Field], got: _Gathered, options: StatsOptions, unmasked: bool) -> SceneOutcome:
     n = len(fields)
     whole = options.coverage == "centre"  # counts are pixels, not sums of weights
     qs = [0.10, 0.25, 0.50, 0.75, 0.90, *[p / 100.0 for p in options.percentiles]]
@@ -400,7 +412,6 @@ def _outcome(record: SceneRecord, fields: Sequence[Field], got: _Gathered, optio
     hist_lists = {index: tuple(a.tolist() for a in hists[index]) for index in hists}
     cloud_l, met_l = cloud.tolist(), got.met.tolist()
     out = SceneOutcome()
-    ref = SceneRef.of(record)
     for i, f in enumerate(fields):
         where = "AOI" if f.id is None else "field"
         if not met_l[i]:

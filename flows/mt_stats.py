@@ -22,13 +22,13 @@ from eotasks.models import MtStatsParams
 from eotasks.sensors import OPTICAL_SENSORS
 from eotasks.settings import get_settings
 from eotasks.stats_answer import TimeSeriesAnswer
-from eotasks.timeseries import Field, Fields, SceneOutcome, SkippedRow, StatsOptions
+from eotasks.timeseries import Field, Fields, IntervalRef, SceneOutcome, SkippedRow, StatsOptions
 from flows._common import task_flow, time_series_runner
 from tasks.artifacts import field_artifacts, series_artifacts
 from tasks.authentication import authenticate
 from tasks.publish import publish
 from tasks.scene_lookup import lookup_scenes
-from tasks.stats import batches, stats
+from tasks.stats import batches, interval_stats, stats
 
 
 @task_flow("mt_stats", task_runner=time_series_runner())
@@ -71,6 +71,8 @@ def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
         tuple(params.percentiles or ()),
         len(params.histogram.bin_edges()) - 1 if params.histogram else 0,
     )
+    if params.aggregation is not None:
+        return by_interval(params, scenes, fields, answer)
     groups = batches(scenes, get_settings().mt_stats_workers)
     futures = [
         stats.submit(group, answer.indices, fields, stats_options(params), label=f"{i + 1}of{len(groups)}")
@@ -91,6 +93,47 @@ def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
             answer.add_skipped(SkippedRow(f.id, None, "No scene of the request's sensors and dates covers this field"))
     get_run_logger().info(
         "%d scenes x %d field(s): %d results, %d left out", len(scenes), len(fields), answer.result_count, answer.error_count
+    )
+    return answer
+
+
+def by_interval(params: MtStatsParams, scenes: list, fields: Fields, answer: TimeSeriesAnswer) -> TimeSeriesAnswer:
+    """SPEC §6: one step per interval, each compositing its scenes on the common grid."""
+    from eotasks.aggregate import common_grid
+    from eotasks.intervals import intervals
+
+    aggregation = params.aggregation
+    assert aggregation is not None
+    spans = intervals(params.date_start, params.date_end, aggregation.period, aggregation.last_interval)
+    sensors = list(params.sensors or OPTICAL_SENSORS)
+    grid = common_grid(scenes, sensors, answer.indices, fields) if scenes else None
+    futures, groups = [], []
+    for first, last in spans:
+        members = [s for s in scenes if first <= s.date <= last]
+        if grid is None or not members:
+            for f in fields:
+                ref = IntervalRef.of_interval(first.isoformat(), last.isoformat(), ())
+                answer.add_skipped(SkippedRow(f.id, ref, "No scene in the interval"))
+            continue
+        futures.append(
+            interval_stats.submit(
+                first.isoformat(),
+                last.isoformat(),
+                members,
+                answer.indices,
+                fields,
+                grid,
+                stats_options(params),
+                aggregation.composite,
+                aggregation.resample,
+            )
+        )
+        groups.append(members)
+    described = f"mt_stats: intervals done of {len(futures)} ({aggregation.period}, {aggregation.composite})"
+    for outcome in as_batches_finish(futures, groups, described):
+        answer.add(outcome)
+    get_run_logger().info(
+        "%d intervals, %d with scenes: %d results, %d left out", len(spans), len(futures), answer.result_count, answer.error_count
     )
     return answer
 

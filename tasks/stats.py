@@ -19,8 +19,9 @@ from shapely.geometry import shape
 
 from eotasks.db import SceneRecord
 from eotasks.errors import UserError
+from eotasks.raster.grid import Grid
 from eotasks.settings import get_settings
-from eotasks.timeseries import Field, Fields, SceneOutcome, SceneRef, SkippedRow, StatsOptions, scene_statistics
+from eotasks.timeseries import Field, Fields, IntervalRef, SceneOutcome, SceneRef, SkippedRow, StatsOptions, scene_statistics
 from tasks._policy import compute_step
 
 T = TypeVar("T")
@@ -102,4 +103,33 @@ def stats(records: list[SceneRecord], indices: list[str], fields: Fields, option
         out.skipped += one.skipped
     if out.skipped:
         get_run_logger().info("%d field-scene(s) of %d scene(s) left out", len(out.skipped), len(records))
+    return out
+
+
+@task(name="stats", task_run_name="stats-{first}", **compute_step())
+def interval_stats(
+    first: str,
+    last: str,
+    records: list[SceneRecord],
+    indices: list[str],
+    fields: Fields,
+    grid: Grid,
+    options: StatsOptions,
+    composite: str,
+    resample: str,
+) -> SceneOutcome:
+    """SPEC §6: one interval's composite and its statistics (a step per interval in the UI)."""
+    from eotasks.aggregate import interval_statistics
+
+    attempts = get_settings().io_retries + 1
+    try:
+        out = with_retries(
+            lambda: interval_statistics(first, last, records, indices, fields, grid, options, composite, resample), attempts
+        )
+    except Exception as exc:
+        _log_warning("interval %s..%s left out after %d attempts: %r", first, last, attempts, exc)
+        reason = f"The interval could not be composited after {attempts} attempts: {read_error_sentence(exc)}"
+        ref = IntervalRef.of_interval(first, last, [r.scene_id for r in records])
+        return SceneOutcome(skipped=[SkippedRow(f.id, ref, reason) for f in fields])
+    get_run_logger().info("%s..%s: %d scene(s) composited (%s), %d item(s)", first, last, len(records), composite, len(out.rows))
     return out

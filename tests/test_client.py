@@ -216,3 +216,35 @@ def test_an_output_grid_through_the_real_flow(stack, tmp_path):
         values = ds.read(1, masked=True)
     assert values.count() > 1000 and -1 <= values.min() <= values.max() <= 1
     assert np.isfinite(values.compressed()).all()
+
+
+def test_time_aggregation_through_the_real_flow(stack):
+    """SPEC §6 end to end: a month's composite of the one sample scene is that scene, so its
+    statistics are the per-scene answer's; an empty month is an errors item with its interval."""
+    params = {
+        "date_start": "2020-05-01",
+        "date_end": "2020-06-30",
+        "bm_type": "NDVI",
+        "geometry": GEOMETRY,
+        "sensors": ["sentinel2"],
+    }
+    with Client(stack.base, stack.key) as client:
+        per_scene = client.submit("mt_stats", params).wait(timeout=180).result
+        monthly = client.submit("mt_stats", {**params, "aggregation": {"period": "month", "composite": "max"}})
+        answer = monthly.wait(timeout=180).result
+    [scene] = per_scene["result"]
+    [june] = answer["result"]
+    assert june["interval"] == ["2020-06-01", "2020-06-30"] and june["scenes"] == [scene["scene_id"]]
+    for key in ("average", "median", "min", "max", "std", "q1", "q3", "p10", "p90"):
+        assert june[key] == pytest.approx(scene[key], rel=1e-12), key
+    [may] = answer["errors"]
+    assert may["interval"] == ["2020-05-01", "2020-05-31"] and may["error"] == "No scene in the interval"
+    # The flow ran one step per interval that had scenes.
+    api = stack.service.env["PREFECT_API_URL"]
+    names = [
+        t["name"]
+        for t in httpx.post(
+            f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_of(stack, monthly.id)]}}}
+        ).json()
+    ]
+    assert names.count("stats-2020-06-01") == 1, names
