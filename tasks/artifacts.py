@@ -36,7 +36,7 @@ def series_artifacts(task_id: str, built: TimeSeriesAnswer) -> None:
             rows.append(
                 {
                     "date": r["date"],
-                    "view_id": r["view_id"],
+                    "view_id": r.get("view_id") or " to ".join(r.get("interval", [])),  # an interval's item has none
                     "index": index,
                     "cloud %": round(r["cloud"], 2),
                     **{k: round(s[k], 4) for k in ("average", "median", "min", "max", "q1", "q3", "std")},
