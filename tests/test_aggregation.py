@@ -127,3 +127,84 @@ def test_an_interval_without_scenes_or_clear_pixels_is_in_errors(series):
     if nothing.max_cloud_cover_in_aoi >= 0:
         out = interval_statistics("2023-01-01", "2023-12-31", records, ["NDVI"], fields, grid, nothing, "mean")
         assert not out.rows and out.skipped[0].error == "No scene of the interval could be used"
+
+
+def physical_ndvi(record, red: str, nir: str):
+    """NDVI of a scene on its own grid with numpy (the catalogue's scale and offset), NaN where a
+    band has no data; with the band files' transform and CRS."""
+
+    def physical(band: str):
+        with rasterio.open(record.assets[band]["href"]) as src:
+            dn = src.read(1).astype(np.float64)
+            transform, crs, shape_ = src.transform, src.crs.to_string(), (src.height, src.width)
+        values = dn * record.assets[band]["scale"] + record.assets[band]["offset"]
+        values[dn == record.assets[band]["nodata"]] = np.nan
+        return values, transform, crs, shape_
+
+    r, transform, crs, shape_ = physical(red)
+    n, _, _, _ = physical(nir)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (n - r) / (n + r), transform, crs, shape_
+
+
+def test_two_sensors_composite_on_the_first_sensors_grid(sqlite_url, tmp_path, monkeypatch):
+    """Sentinel-2 (10 m) and Landsat 8 (30 m) scenes of one interval: each Landsat NDVI is warped
+    (nearest) onto the grid of the earliest Sentinel-2 scene, and the max composite equals numpy's
+    nanmax over the reprojected planes."""
+    from rasterio.warp import reproject
+
+    monkeypatch.setenv("EOTASKS_DATABASE_URL", sqlite_url)
+    reset_settings()
+    try:
+        generate_demo(tmp_path / "demo", s2_scenes=2, landsat_scenes=2, s2_every_days=5, landsat_every_days=5)
+        records = sorted(list_scenes("sentinel2l2a") + list_scenes("landsat8"), key=lambda r: (r.date, r.view_id))
+        fields = [Field(None, shape(demo_fields()[1]["geometry"]))]
+        grid = common_grid(records, ["sentinel2l2a", "landsat8"], ["NDVI"], fields)
+        first_s2 = min((r for r in records if r.sensor == "sentinel2l2a"), key=lambda r: r.date)
+        with rasterio.open(first_s2.assets["B04"]["href"]) as src:
+            assert grid.crs == src.crs.to_string() and grid.resolution == (10.0, 10.0)
+        options = StatsOptions(exclude_cover_pixels=False)
+        out = interval_statistics("2023-01-01", "2023-12-31", records, ["NDVI"], fields, grid, options, "max")
+        [row] = out.rows
+        planes = []
+        for r in records:
+            if r.sensor == "sentinel2l2a":
+                ndvi, transform, crs, shape_ = physical_ndvi(r, "B04", "B08")
+                with rasterio.open(r.assets["SCL"]["href"]) as src:
+                    scl = src.read(1, out_shape=shape_, resampling=Resampling.nearest)
+                ndvi[np.isin(scl, SCL_UNUSABLE)] = np.nan
+            else:
+                ndvi, transform, crs, shape_ = physical_ndvi(r, "B4", "B5")
+                with rasterio.open(r.assets["QA_PIXEL"]["href"]) as src:
+                    qa = src.read(1)
+                ndvi[(qa & 1) == 1] = np.nan  # designated fill
+            on_grid = np.full(grid.shape, np.nan)
+            reproject(
+                ndvi,
+                on_grid,
+                src_transform=transform,
+                src_crs=crs,
+                src_nodata=np.nan,
+                dst_transform=grid.transform,
+                dst_crs=grid.crs,
+                dst_nodata=np.nan,
+                resampling=Resampling.nearest,
+            )
+            planes.append(on_grid)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            composite_max = np.nanmax(np.stack(planes), axis=0)
+        t = grid.transform
+        cx = t.c + (np.arange(grid.width) + 0.5) * t.a
+        cy = t.f + (np.arange(grid.height) + 0.5) * t.e
+        inside = shapely.contains_xy(polygon_in_crs(list(fields[0].shape.exterior.coords), grid.crs), *np.meshgrid(cx, cy))
+        values = composite_max[inside]
+        clear = values[~np.isnan(values)]
+        assert row.scene.scenes == tuple(r.scene_id for r in records)
+        stats = row.indexes["NDVI"]
+        assert stats["count"] == clear.size > 100
+        for key, want in numpy_stats(clear).items():
+            assert stats[key] == pytest.approx(want, rel=1e-9, abs=1e-12), key
+    finally:
+        monkeypatch.delenv("EOTASKS_DATABASE_URL")
+        reset_settings()
