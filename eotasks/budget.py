@@ -247,6 +247,22 @@ def check_time_series_task(params: MtStatsParams, aoi: BaseGeometry) -> None:
                 field_px[finest] = parts_pixels(parts, crs, finest)
             worst_memory = max(worst_memory, field_px[finest] * (computable * BYTES_STATS_PIXEL + BYTES_SORT_PIXEL))
     check_read_budget(worst_read, settings.max_read_pixels, aoi_field(params))
+    if params.output_requested and (params.resolution is not None or params.width or params.height):
+        # SPEC §5 on the composites' grid: its pixels x indices within the output limit.
+        from eotasks.raster.aoi import to_crs
+        from eotasks.raster.grid import output_grid
+
+        crs = params.output_crs or crs  # without one, the AOI's UTM zone stands for the scenes' CRS
+        grid = output_grid(
+            to_crs(aoi, crs).bounds, crs, resolution=params.resolution_xy, width=params.width, height=params.height
+        )
+        field = "params.resolution" if params.resolution is not None else "params.width"
+        if grid.pixels * len(indices) > settings.max_output_pixels:
+            raise UserError(
+                f"The output grid of {grid.width} x {grid.height} pixels x {len(indices)} index(es) is more than the "
+                f"limit of {settings.max_output_pixels:,} pixels; use a coarser resolution or fewer pixels",
+                field=field,
+            )
     if params.aggregation is not None and params.aggregation.composite == "median":
         # A median keeps every scene's strip of the common grid (eotasks/aggregate.py).
         from eotasks.aggregate import STRIP_PIXELS

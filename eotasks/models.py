@@ -219,7 +219,7 @@ OUTPUT_RESAMPLING = (
 MAX_GRID_SIDE = 10_000
 
 
-class GriddedSceneParams(SceneParams):
+class OutputGrid(BaseModel):
     """SPEC §5: the grid of the output. None of these given: the scene's own grid, as before."""
 
     crs: str | int | None = Field(None, description="The output's CRS, 'EPSG:<code>' or the code; default the scene's.")
@@ -258,10 +258,15 @@ class GriddedSceneParams(SceneParams):
         return v
 
     @model_validator(mode="after")
-    def _one_way(self) -> GriddedSceneParams:
+    def _one_way(self) -> OutputGrid:
         if self.resolution is not None and (self.width is not None or self.height is not None):
             raise _err("resolution", "give resolution or width/height, not both", field="resolution")
         return self
+
+    @property
+    def output_crs(self) -> str | None:
+        """``crs`` as the validator normalised it: 'EPSG:<code>'."""
+        return None if self.crs is None else str(self.crs)
 
     @property
     def output_requested(self) -> bool:
@@ -278,6 +283,10 @@ class GriddedSceneParams(SceneParams):
             return float(self.resolution), float(self.resolution)
         x, *rest = self.resolution
         return float(x), float(rest[0] if rest else x)
+
+
+class GriddedSceneParams(SceneParams, OutputGrid):
+    """A task on one scene whose output may have a grid of its own (SPEC §5)."""
 
 
 class BandmathParams(GriddedSceneParams):
@@ -448,9 +457,6 @@ class Aggregation(BaseModel):
     last_interval: Literal["skip", "shorten", "extend"] = Field(
         "skip", description="ISO durations: an interval that would end after date_end is left out, cut, or kept whole."
     )
-    resample: Literal[OUTPUT_RESAMPLING] = Field(  # type: ignore[valid-type]
-        "nearest", description="How scenes on other grids are warped onto the common one."
-    )
 
     @field_validator("period")
     @classmethod
@@ -476,7 +482,7 @@ class Aggregation(BaseModel):
         return self
 
 
-class MtStatsParams(AOIParams):
+class MtStatsParams(AOIParams, OutputGrid):
     _aoi_required = True
     date_start: dt.date = Field(description="First day, YYYY-MM-DD (inclusive).")
     date_end: dt.date = Field(description="Last day, YYYY-MM-DD (inclusive); the span is at most a configured limit.")
@@ -504,6 +510,18 @@ class MtStatsParams(AOIParams):
     histogram: HistogramSpec | None = Field(None, description="Bins of each index's values in each item.")
     output_format: Literal["json", "csv"] = Field("json", description="With fields: the answer file's format.")
     aggregation: Aggregation | None = Field(None, description="Per-interval composites (SPEC §6) instead of per-scene items.")
+
+    @model_validator(mode="after")
+    def _grid_needs_aggregation(self) -> MtStatsParams:
+        if self.output_requested and self.aggregation is None:
+            given = next(n for n in ("crs", "resolution", "width", "height") if getattr(self, n) is not None)
+            raise _err(
+                given,
+                "an output grid for per-scene statistics is not supported yet; with aggregation the "
+                "composites are computed on it",
+                field=given,
+            )
+        return self
 
     @field_validator("percentiles")
     @classmethod

@@ -99,14 +99,13 @@ def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
 
 def by_interval(params: MtStatsParams, scenes: list, fields: Fields, answer: TimeSeriesAnswer) -> TimeSeriesAnswer:
     """SPEC §6: one step per interval, each compositing its scenes on the common grid."""
-    from eotasks.aggregate import common_grid
     from eotasks.intervals import intervals
 
     aggregation = params.aggregation
     assert aggregation is not None
     spans = intervals(params.date_start, params.date_end, aggregation.period, aggregation.last_interval)
     sensors = list(params.sensors or OPTICAL_SENSORS)
-    grid = common_grid(scenes, sensors, answer.indices, fields) if scenes else None
+    grid = composite_grid(params, scenes, sensors, answer.indices, fields) if scenes else None
     futures, groups = [], []
     for first, last in spans:
         members = [s for s in scenes if first <= s.date <= last]
@@ -125,7 +124,7 @@ def by_interval(params: MtStatsParams, scenes: list, fields: Fields, answer: Tim
                 grid,
                 stats_options(params),
                 aggregation.composite,
-                aggregation.resample,
+                params.resample,
             )
         )
         groups.append(members)
@@ -136,6 +135,26 @@ def by_interval(params: MtStatsParams, scenes: list, fields: Fields, answer: Tim
         "%d intervals, %d with scenes: %d results, %d left out", len(spans), len(futures), answer.result_count, answer.error_count
     )
     return answer
+
+
+def composite_grid(params: MtStatsParams, scenes: list, sensors: list[str], indices: list[str], fields: Fields) -> Any:
+    """SPEC §6's one grid: the request's output grid (SPEC §5) when it gives one, else the native
+    grid of the earliest scene of the first sensor."""
+    from shapely.ops import unary_union
+
+    from eotasks.aggregate import common_grid
+    from eotasks.raster.aoi import to_crs
+    from eotasks.raster.grid import matching_resolution, output_grid
+
+    common = common_grid(scenes, sensors, indices, fields)
+    if not params.output_requested:
+        return common
+    crs = params.output_crs or common.crs
+    region = unary_union([f.shape for f in fields])
+    resolution = params.resolution_xy
+    if resolution is None and params.width is None and params.height is None:
+        resolution = matching_resolution(common.crs, common.resolution[0], common.bounds, crs)
+    return output_grid(to_crs(region, crs).bounds, crs, resolution=resolution, width=params.width, height=params.height)
 
 
 def as_batches_finish(futures: list[PrefectFuture], groups: list[list], description: str) -> Iterator[SceneOutcome]:
