@@ -151,12 +151,26 @@ def output_grid_of(task_type: str, params: Any, scene: SceneRecord, aoi: BaseGeo
     return output_grid(bounds, crs, resolution=resolution, width=params.width, height=params.height)
 
 
+def _grid_field(params: Any) -> str:
+    return next(f"params.{n}" for n in ("resolution", "width", "height", "crs") if getattr(params, n) is not None)
+
+
+def _too_fine(params: Any) -> UserError:
+    """A resolution so small that the pixel count is not even a finite number."""
+    return UserError(
+        "The output grid would have more pixels than can be counted; use a coarser resolution", field=_grid_field(params)
+    )
+
+
 def check_output_grid(task_type: str, params: Any, scene: SceneRecord, aoi: BaseGeometry | None, outputs: int) -> None:
-    grid = output_grid_of(task_type, params, scene, aoi)
+    try:
+        grid = output_grid_of(task_type, params, scene, aoi)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        raise _too_fine(params) from None
     if grid is None:
         return
     settings = get_settings()
-    field = next(f"params.{n}" for n in ("resolution", "width", "height", "crs") if getattr(params, n) is not None)
+    field = _grid_field(params)
     total = grid.pixels * max(outputs, 1)
     if total > settings.max_output_pixels:
         raise UserError(
@@ -253,9 +267,12 @@ def check_time_series_task(params: MtStatsParams, aoi: BaseGeometry) -> None:
         from eotasks.raster.grid import output_grid
 
         crs = params.output_crs or crs  # without one, the AOI's UTM zone stands for the scenes' CRS
-        grid = output_grid(
-            to_crs(aoi, crs).bounds, crs, resolution=params.resolution_xy, width=params.width, height=params.height
-        )
+        try:
+            grid = output_grid(
+                to_crs(aoi, crs).bounds, crs, resolution=params.resolution_xy, width=params.width, height=params.height
+            )
+        except (OverflowError, ValueError, ZeroDivisionError):
+            raise _too_fine(params) from None
         field = "params.resolution" if params.resolution is not None else "params.width"
         if grid.pixels * len(indices) > settings.max_output_pixels:
             raise UserError(

@@ -155,6 +155,8 @@ def test_a_grid_over_the_budget_is_a_400_before_any_read(catalogue, monkeypatch)
         r = post(crs="EPSG:4326", resolution=1e-8)
         assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.resolution", r.text
         assert "more than the limit" in r.json()["error"]
+        r = post(crs="EPSG:4326", resolution=1e-320)  # so fine the pixel count is infinite
+        assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.resolution", r.text
         r = post(resolution=10, width=100)
         assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.resolution", r.text
         r = post(crs="WGS84")
@@ -209,8 +211,9 @@ def test_mt_stats_takes_an_output_grid_with_aggregation_only(catalogue):
         assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.crs", r.text
         assert "with aggregation" in r.json()["error"]
         monthly = {"period": "month", "composite": "mean"}
-        r = post(crs="EPSG:4326", resolution=1e-8, aggregation=monthly)
-        assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.resolution", r.text
+        for tiny in (1e-8, 1e-320):
+            r = post(crs="EPSG:4326", resolution=tiny, aggregation=monthly)
+            assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.resolution", r.text
         r = post(aggregation={"period": "month", "last_interval": "extend"})
         assert r.status_code == 400 and r.json()["details"][0]["field"] == "params.aggregation.last_interval", r.text
         r = post(aggregation={"period": "P0D"})
