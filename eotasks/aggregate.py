@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from rasterio.enums import Resampling
+from shapely.geometry import box
 
 from eotasks.catalog.scenes import scene_assets
 from eotasks.db import SceneRecord
@@ -27,6 +28,7 @@ from eotasks.raster.composite import Composite
 from eotasks.raster.grid import Grid
 from eotasks.raster.image import Raster
 from eotasks.raster.read import BandFiles, aoi_grid, coarsest
+from eotasks.raster.warp import resampling_named
 from eotasks.timeseries import (
     Field,
     IntervalRef,
@@ -173,19 +175,11 @@ def _covering(native: Grid, target: Grid, margin: int = 3) -> Grid:
 
     minx, miny, maxx, maxy = transform_bounds(target.crs, native.crs, *target.bounds, densify_pts=21)
     rx, ry = native.resolution
-    return aoi_grid(native, _box(minx - margin * rx, miny - margin * ry, maxx + margin * rx, maxy + margin * ry))
-
-
-def _box(*bounds: float):
-    from shapely.geometry import box
-
-    return box(*bounds)
+    return aoi_grid(native, box(minx - margin * rx, miny - margin * ry, maxx + margin * rx, maxy + margin * ry))
 
 
 def _index_planes(scene: _SceneOnGrid, target: Grid, indices: Sequence[str], resample: str) -> np.ndarray:
     """The scene's indices on ``target``: each computed on its bands' native grid, then warped."""
-    from tasks.warp import resampling
-
     planes = np.full((len(indices), *target.shape), np.nan)
     for k, index in enumerate(indices):
         program = scene.programs[index]
@@ -194,7 +188,7 @@ def _index_planes(scene: _SceneOnGrid, target: Grid, indices: Sequence[str], res
         same = native.crs == target.crs and native.resolution == target.resolution
         source = target if same else _covering(native, target)
         values = scene.files.read(list(program.bands), source).evaluate([program])
-        planes[k] = values.values[0] if same else values.warp(target, resampling(resample)).values[0]
+        planes[k] = values.values[0] if same else values.warp(target, resampling_named(resample)).values[0]
     return planes
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 from prefect import get_run_logger, task
-from rasterio.enums import Resampling
 from shapely.geometry.base import BaseGeometry
 
 from eotasks.raster.aoi import to_crs
 from eotasks.raster.grid import Grid
 from eotasks.raster.image import Raster
+from eotasks.raster.warp import resampling_named
 from tasks._policy import compute_step
 
-
-def resampling(name: str) -> Resampling:
-    """GDAL's name (SPEC) as rasterio's enum."""
-    return Resampling.cubic_spline if name == "cubicspline" else Resampling[name]
+resampling = resampling_named  # GDAL's name (SPEC) as rasterio's enum
 
 
 def onto_grid(

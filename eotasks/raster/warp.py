@@ -24,6 +24,11 @@ from eotasks.raster.image import Raster
 WEB_MERCATOR = "EPSG:3857"
 
 
+def resampling_named(name: str) -> Resampling:
+    """GDAL's name of a resampling (SPEC: ``cubicspline``), or rasterio's, as rasterio's enum."""
+    return Resampling.cubic_spline if name == "cubicspline" else Resampling[name]
+
+
 def warp(raster: Raster, grid: Grid, resampling: Resampling) -> Raster:
     """Every (y, x) plane of ``raster`` onto ``grid``, in float64, NaN where there is no data."""
     if raster.grid == grid:
