@@ -128,11 +128,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def find_sample() -> Path | None:
-    candidates = [os.environ.get("EOTASKS_SAMPLE_DIR"), Path(__file__).resolve().parents[2] / "shared/data/sentinel2-l1c-sample"]
-    for c in candidates:
-        if c and Path(c).is_dir():
-            return Path(c)
-    return None
+    """The whole sample scene, when an operator points ``EOTASKS_SAMPLE_DIR`` at a folder of it;
+    else None, and the package's crop of it is ingested (a clone from anywhere has only that)."""
+    folder = os.environ.get("EOTASKS_SAMPLE_DIR")
+    return Path(folder) if folder and Path(folder).is_dir() else None
 
 
 def demo_key(path: Path, name: str) -> str:

@@ -1,8 +1,7 @@
 """The sample scene that comes with the project: a 3 x 3 km crop of a real Sentinel-2 L1C scene
 (tile 18SVG, 2020-06-15; B01-B05, B08, B11 as COGs), so a clone from anywhere has real pixels for
 the README's requests and the demo. ``eotasks up`` ingests it as ``SAMPLE_VIEW_ID``, or the whole
-scene when ``EOTASKS_SAMPLE_DIR`` (or ``../shared/data/sentinel2-l1c-sample`` beside the clone)
-holds it."""
+scene when ``EOTASKS_SAMPLE_DIR`` names a folder of it."""
 
 from __future__ import annotations
 
