@@ -169,16 +169,22 @@ def check_output_grid(task_type: str, params: Any, scene: SceneRecord, aoi: Base
         raise _too_fine(params) from None
     if grid is None:
         return
-    settings = get_settings()
-    field = _grid_field(params)
+    total = check_grid_pixels(grid, outputs, "band(s)", params)
+    check_memory(total * BYTES_VALUE, _grid_field(params), f"{outputs} band(s) over {grid.pixels:,} output pixels")
+
+
+def check_grid_pixels(grid: Grid, outputs: int, what: str, params: Any) -> int:
+    """The output grid's pixels x ``outputs`` within ``max_output_pixels`` (a 400 naming the grid's
+    parameter); the total."""
+    limit = get_settings().max_output_pixels
     total = grid.pixels * max(outputs, 1)
-    if total > settings.max_output_pixels:
+    if total > limit:
         raise UserError(
-            f"The output grid of {grid.width} x {grid.height} pixels x {outputs} band(s) is {total:,} pixels, more than "
-            f"the limit of {settings.max_output_pixels:,}; use a coarser resolution or fewer pixels",
-            field=field,
+            f"The output grid of {grid.width} x {grid.height} pixels x {outputs} {what} is {total:,} pixels, more than "
+            f"the limit of {limit:,}; use a coarser resolution or fewer pixels",
+            field=_grid_field(params),
         )
-    check_memory(total * BYTES_VALUE, field, f"{outputs} band(s) over {grid.pixels:,} output pixels")
+    return total
 
 
 def check_aoi_meets_scene(params: Any, scene: SceneRecord, aoi: BaseGeometry | None) -> None:
@@ -273,13 +279,7 @@ def check_time_series_task(params: MtStatsParams, aoi: BaseGeometry) -> None:
             )
         except (OverflowError, ValueError, ZeroDivisionError):
             raise _too_fine(params) from None
-        field = "params.resolution" if params.resolution is not None else "params.width"
-        if grid.pixels * len(indices) > settings.max_output_pixels:
-            raise UserError(
-                f"The output grid of {grid.width} x {grid.height} pixels x {len(indices)} index(es) is more than the "
-                f"limit of {settings.max_output_pixels:,} pixels; use a coarser resolution or fewer pixels",
-                field=field,
-            )
+        check_grid_pixels(grid, len(indices), "index(es)", params)
     if params.aggregation is not None and params.aggregation.composite == "median":
         # A median keeps every scene's strip of the common grid (eotasks/aggregate.py).
         from eotasks.aggregate import STRIP_PIXELS

@@ -200,21 +200,10 @@ class SceneParams(AOIParams):
         return _check_view_id(v)
 
 
-# SPEC §5's names (GDAL's), with rasterio's spelling of cubic spline accepted too.
-OUTPUT_RESAMPLING = (
-    "nearest",
-    "bilinear",
-    "cubic",
-    "cubicspline",
-    "cubic_spline",
-    "lanczos",
-    "average",
-    "mode",
-    "min",
-    "max",
-    "med",
-    "q1",
-    "q3",
+# SPEC §5's names: GDAL's (cubicspline) beside rasterio's (cubic_spline), without the two that are
+# not resamplings of a value (rms, sum).
+OUTPUT_RESAMPLING = tuple(
+    m for n in GDAL_RESAMPLING if n not in ("rms", "sum") for m in (("cubicspline", n) if n == "cubic_spline" else (n,))
 )
 MAX_GRID_SIDE = 10_000
 

@@ -146,14 +146,17 @@ def composite_grid(params: MtStatsParams, scenes: list, sensors: list[str], indi
     from eotasks.raster.aoi import to_crs
     from eotasks.raster.grid import matching_resolution, output_grid
 
-    common = common_grid(scenes, sensors, indices, fields)
     if not params.output_requested:
-        return common
-    crs = params.output_crs or common.crs
+        return common_grid(scenes, sensors, indices, fields)
     region = unary_union([f.shape for f in fields])
     resolution = params.resolution_xy
-    if resolution is None and params.width is None and params.height is None:
-        resolution = matching_resolution(common.crs, common.resolution[0], common.bounds, crs)
+    sized = resolution is not None or params.width is not None or params.height is not None
+    crs = params.output_crs
+    if crs is None or not sized:  # the first scene's grid is read only for what the request leaves to it
+        common = common_grid(scenes, sensors, indices, fields)
+        crs = crs or common.crs
+        if not sized:
+            resolution = matching_resolution(common.crs, common.resolution[0], common.bounds, crs)
     return output_grid(to_crs(region, crs).bounds, crs, resolution=resolution, width=params.width, height=params.height)
 
 

@@ -135,14 +135,13 @@ ENDED_ROWS = EndedRows()
 
 
 def _owned(task_id: str, key_id: int) -> TaskRecord:
+    """The key's task from the database (``owned_task`` looks in memory first)."""
     if not _UUID4.match(task_id):
         raise ApiError(404, "Task not found", [("task_id", "not a task id")])
-    record = ENDED_ROWS.get(task_id)
-    if record is None:
-        with session() as s:
-            record = s.get(TaskRecord, task_id)
-        if record is not None:
-            ENDED_ROWS.keep(record)
+    with session() as s:
+        record = s.get(TaskRecord, task_id)
+    if record is not None:
+        ENDED_ROWS.keep(record)
     if record is None or record.api_key_id != key_id:
         raise ApiError(404, "Task not found", [("task_id", "unknown")])
     return record

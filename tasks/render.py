@@ -11,10 +11,9 @@ from eotasks.raster import render as r
 from eotasks.raster.aoi import to_crs
 from eotasks.raster.grid import Grid
 from eotasks.raster.image import Raster
-from eotasks.raster.warp import picture_grid
+from eotasks.raster.warp import picture_grid, resampling_named
 from eotasks.settings import get_settings
 from tasks._policy import compute_step
-from tasks.warp import resampling
 
 
 def render_picture(values: Raster, aoi: BaseGeometry | None, params: JpegParams, output: Grid | None = None) -> bytes:
@@ -25,7 +24,7 @@ def render_picture(values: Raster, aoi: BaseGeometry | None, params: JpegParams,
         grid = picture_grid(values.grid, aoi, px_size, get_settings().max_output_pixels)
     else:
         grid = output
-    warped = values.warp(grid, resampling(params.resample))
+    warped = values.warp(grid, resampling_named(params.resample))
     if aoi is not None and params.mask_outside:
         warped = warped.mask_outside(to_crs(aoi, grid.crs))
     valid = np.asarray(warped.valid.all(axis=0), bool)

@@ -12,8 +12,6 @@ from eotasks.raster.image import Raster
 from eotasks.raster.warp import resampling_named
 from tasks._policy import compute_step
 
-resampling = resampling_named  # GDAL's name (SPEC) as rasterio's enum
-
 
 def onto_grid(
     raster: Raster, grid: Grid, resample: str, aoi: BaseGeometry | None, mask_outside: bool, stored: bool = False
@@ -21,7 +19,7 @@ def onto_grid(
     """Warped with ``resample`` (GDAL, nodata never mixed into a valid pixel), then no data where a
     pixel's centre is outside a polygon AOI; ``stored`` numbers (``lbe``'s integers) rounded to the
     nearest, as GDAL writes a resampled value into an integer band."""
-    out = raster.warp(grid, resampling(resample))
+    out = raster.warp(grid, resampling_named(resample))
     if aoi is not None and mask_outside:
         out = out.mask_outside(to_crs(aoi, grid.crs))
     dtypes = dict(raster.attrs.get("dtypes") or {})
