@@ -141,3 +141,22 @@ def fields_statistics(record, indices, fields, options):
     outcome = scene_statistics(record, indices, [Field(fid, geom) for fid, geom in fields], options)
     answer = TimeSeriesAnswer(list(indices), {fid: i for i, (fid, _) in enumerate(fields)})
     return [answer.result_item(r) for r in outcome.rows], [answer.error_item(s) for s in outcome.skipped]
+
+
+def reproject_onto(values, src_transform, src_crs, dst_transform, dst_crs, shape, resampling, nodata=np.nan, dtype=np.float64):
+    """``values`` onto a target grid with rasterio's reproject (GDAL), ``nodata`` in and out."""
+    from rasterio.warp import reproject
+
+    out = np.full(shape, nodata, dtype)
+    reproject(
+        values,
+        out,
+        src_transform=src_transform,
+        src_crs=src_crs,
+        src_nodata=nodata,
+        dst_transform=dst_transform,
+        dst_crs=dst_crs,
+        dst_nodata=nodata,
+        resampling=resampling,
+    )
+    return out

@@ -20,7 +20,7 @@ from eotasks.intervals import intervals
 from eotasks.settings import reset_settings
 from eotasks.stats_answer import TimeSeriesAnswer
 from eotasks.timeseries import Field, StatsOptions
-from tests.reference import numpy_stats, polygon_in_crs
+from tests.reference import numpy_stats, polygon_in_crs, reproject_onto
 
 SCL_UNUSABLE = (0, 1)
 
@@ -151,8 +151,6 @@ def test_two_sensors_composite_on_the_first_sensors_grid(sqlite_url, tmp_path, m
     """Sentinel-2 (10 m) and Landsat 8 (30 m) scenes of one interval: each Landsat NDVI is warped
     (nearest) onto the grid of the earliest Sentinel-2 scene, and the max composite equals numpy's
     nanmax over the reprojected planes."""
-    from rasterio.warp import reproject
-
     monkeypatch.setenv("EOTASKS_DATABASE_URL", sqlite_url)
     reset_settings()
     try:
@@ -178,19 +176,7 @@ def test_two_sensors_composite_on_the_first_sensors_grid(sqlite_url, tmp_path, m
                 with rasterio.open(r.assets["QA_PIXEL"]["href"]) as src:
                     qa = src.read(1)
                 ndvi[(qa & 1) == 1] = np.nan  # designated fill
-            on_grid = np.full(grid.shape, np.nan)
-            reproject(
-                ndvi,
-                on_grid,
-                src_transform=transform,
-                src_crs=crs,
-                src_nodata=np.nan,
-                dst_transform=grid.transform,
-                dst_crs=grid.crs,
-                dst_nodata=np.nan,
-                resampling=Resampling.nearest,
-            )
-            planes.append(on_grid)
+            planes.append(reproject_onto(ndvi, transform, crs, grid.transform, grid.crs, grid.shape, Resampling.nearest))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             composite_max = np.nanmax(np.stack(planes), axis=0)
@@ -213,8 +199,6 @@ def test_two_sensors_composite_on_the_first_sensors_grid(sqlite_url, tmp_path, m
 def test_composites_on_a_requested_grid_equal_numpy_then_reproject(series):
     """SPEC §5 with §6: the composites are computed on the request's grid (EPSG:4326 at 0.0001°,
     -tap), each scene's clear NDVI warped onto it (nearest), equal to numpy + rasterio's reproject."""
-    from rasterio.warp import reproject
-
     from eotasks.models import MtStatsParams
     from flows.mt_stats import composite_grid
     from tests.test_output_grid import centres_inside, tap_grid
@@ -238,19 +222,7 @@ def test_composites_on_a_requested_grid_equal_numpy_then_reproject(series):
     planes = []
     for r in records:
         ndvi, src_transform, crs = clear_ndvi(r)
-        on_grid = np.full((height, width), np.nan)
-        reproject(
-            ndvi,
-            on_grid,
-            src_transform=src_transform,
-            src_crs=crs,
-            src_nodata=np.nan,
-            dst_transform=transform,
-            dst_crs="EPSG:4326",
-            dst_nodata=np.nan,
-            resampling=Resampling.nearest,
-        )
-        planes.append(on_grid)
+        planes.append(reproject_onto(ndvi, src_transform, crs, transform, "EPSG:4326", (height, width), Resampling.nearest))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         median = np.nanmedian(np.stack(planes), axis=0)

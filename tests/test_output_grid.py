@@ -13,7 +13,6 @@ import shapely
 from affine import Affine
 from fastapi.testclient import TestClient
 from rasterio.enums import Resampling
-from rasterio.warp import reproject
 from shapely.geometry import Polygon
 
 from eotasks.catalog.ingest import ingest_folder
@@ -26,7 +25,7 @@ from flows._common import programs_for
 from tasks.crop import crop_scene
 from tasks.warp import onto_grid
 from tests.conftest import CROP_DIR, SAMPLE_VIEW_ID
-from tests.reference import polygon_in_crs
+from tests.reference import polygon_in_crs, reproject_onto
 from tests.test_e2e import GEOMETRY, TRIANGLE
 
 
@@ -74,18 +73,7 @@ def test_bandmath_ndvi_in_epsg_4326_equals_numpy_then_reproject_then_the_polygon
         ndvi = (n - r) / (n + r)
     polygon = Polygon(TRIANGLE)
     transform, width, height = tap_grid(polygon.bounds, 0.0001)
-    want = np.full((height, width), np.nan)
-    reproject(
-        ndvi,
-        want,
-        src_transform=src_transform,
-        src_crs=src_crs,
-        src_nodata=np.nan,
-        dst_transform=transform,
-        dst_crs="EPSG:4326",
-        dst_nodata=np.nan,
-        resampling=Resampling.nearest,
-    )
+    want = reproject_onto(ndvi, src_transform, src_crs, transform, "EPSG:4326", (height, width), Resampling.nearest)
     want[~centres_inside(polygon, transform, width, height)] = np.nan
     assert out.grid.crs == "EPSG:4326" and (out.grid.width, out.grid.height) == (width, height)
     assert out.grid.transform.almost_equals(transform, precision=1e-9)
@@ -102,18 +90,7 @@ def test_lbe_b04_at_20_m_average_equals_reproject_with_its_nodata(catalogue):
         dn, src_transform, crs, nodata = src.read(1), src.transform, src.crs, src.nodata or 0
     polygon = polygon_in_crs(TRIANGLE, crs)
     transform, width, height = tap_grid(polygon.bounds, 20)
-    want = np.zeros((height, width), np.uint16)
-    reproject(
-        dn,
-        want,
-        src_transform=src_transform,
-        src_crs=crs,
-        src_nodata=nodata,
-        dst_transform=transform,
-        dst_crs=crs,
-        dst_nodata=nodata,
-        resampling=Resampling.average,
-    )
+    want = reproject_onto(dn, src_transform, crs, transform, crs, (height, width), Resampling.average, nodata, np.uint16)
     inside = centres_inside(polygon, transform, width, height)
     want[~inside] = nodata
     got = np.where(np.isnan(out.values[0]), nodata, out.values[0])
