@@ -33,6 +33,7 @@ from eotasks.timeseries import (
     Field,
     IntervalRef,
     SceneOutcome,
+    SceneRef,
     SkippedRow,
     StatsOptions,
     _Gathered,
@@ -128,6 +129,84 @@ def interval_statistics(
     out.rows.extend(outcome.rows)
     out.skipped.extend(outcome.skipped)
     return out
+
+
+def scene_statistics_on_grid(
+    record: SceneRecord,
+    indices: Sequence[str],
+    fields: Sequence[Field],
+    grid: Grid,
+    options: StatsOptions,
+    resample: str = "nearest",
+) -> SceneOutcome:
+    """SPEC §5 for ``mt_stats`` without aggregation: one scene's statistics on the output grid, its
+    indices computed on their native grids and warped onto ``grid`` (the warp and masks of the
+    composites, with the scene as its own interval). A field the scene's footprint does not meet
+    is not mentioned, as on the native grid."""
+    from shapely.geometry import shape
+
+    assets = scene_assets(record)
+    programs = compile_indices(record, indices, assets)  # SceneSkipped (a UserError) names the reason
+    plan = grid_plan(fields, grid, options.coverage)
+    footprint = shape(record.footprint)
+    got = _Gathered(len(fields), indices)
+    got.met |= plan.met & np.array([footprint.intersects(f.shape) for f in fields], bool)
+    with BandFiles(assets) as files:
+        scene = _SceneOnGrid(record, programs, mask_kind(record), files)
+        for row, col, height, width, start, stop in plan.windows:
+            rows_per_strip = max(1, STRIP_PIXELS // max(width, 1))
+            for top in range(0, height, rows_per_strip):
+                strip = grid.block(row + top, col, min(rows_per_strip, height - top), width)
+                try:
+                    planes = _index_planes(scene, strip, indices, resample)
+                except UserError:  # the scene does not cover this strip: its pixels are nodata
+                    planes = np.full((len(indices), *strip.shape), np.nan)
+                    usable = flags = np.zeros(strip.shape, bool)
+                else:
+                    usable, flags = _usable_on(scene, strip, options)
+                _gather_scene(got, plan, start, stop, top, width, planes, usable, flags, options.exclude_cover_pixels)
+    return _outcome(SceneRef.of(record), fields, got, options, unmasked=scene.kind is None)
+
+
+def _usable_on(scene: _SceneOnGrid, strip: Grid, options: StatsOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(usable, flagged) on ``strip``: classified with data, and flagged as cover at the level."""
+    if scene.kind is None:
+        return np.ones(strip.shape, bool), np.zeros(strip.shape, bool)
+    classes, ok = _classes_on(scene, strip)
+    usable = ok & cloudmask.usable(scene.kind, classes)
+    return usable, cloudmask.flagged(scene.kind, classes, options.cloud_masking_level) & usable
+
+
+def _gather_scene(
+    got: _Gathered,
+    plan,
+    start: int,
+    stop: int,
+    top: int,
+    width: int,
+    planes: np.ndarray,
+    usable: np.ndarray,
+    flags: np.ndarray,
+    exclude: bool,
+) -> None:
+    """One scene's strip fed to the statistics: what the native gather of ``scene_statistics`` does,
+    on the rows of the plan's window that fall in the strip."""
+    local = plan.local[start:stop]
+    weight, owner = plan.weights[start:stop], plan.field[start:stop]
+    rows, cols = np.divmod(local, width)
+    sel = (rows >= top) & (rows < top + planes.shape[1])
+    idx = (rows[sel] - top) * width + cols[sel]
+    w, g = weight[sel], owner[sel]
+    u, f = usable.ravel()[idx], flags.ravel()[idx]
+    got.usable += np.bincount(g, np.where(u, w, 0.0), got.n)
+    got.flagged += np.bincount(g, np.where(f, w, 0.0), got.n)
+    for k, index in enumerate(got.indices):
+        v = planes[k].ravel()[idx]
+        keep = ~np.isnan(v) & u
+        if exclude:
+            keep &= ~f
+        got.parts[index].append((v[keep], w[keep], g[keep]))
+        got.left[index] += np.bincount(g, np.where(keep, 0.0, w), got.n)
 
 
 def _drop_cloudy(scenes: list[_SceneOnGrid], plan, grid: Grid, options: StatsOptions) -> list[_SceneOnGrid]:

@@ -500,18 +500,6 @@ class MtStatsParams(AOIParams, OutputGrid):
     output_format: Literal["json", "csv"] = Field("json", description="With fields: the answer file's format.")
     aggregation: Aggregation | None = Field(None, description="Per-interval composites (SPEC §6) instead of per-scene items.")
 
-    @model_validator(mode="after")
-    def _grid_needs_aggregation(self) -> MtStatsParams:
-        if self.output_requested and self.aggregation is None:
-            given = next(n for n in ("crs", "resolution", "width", "height") if getattr(self, n) is not None)
-            raise _err(
-                given,
-                "an output grid for per-scene statistics is not supported yet; with aggregation the "
-                "composites are computed on it",
-                field=given,
-            )
-        return self
-
     @field_validator("percentiles")
     @classmethod
     def _percentiles(cls, v: list[float] | None) -> list[float] | None:

@@ -74,8 +74,14 @@ def time_series(params: MtStatsParams) -> TimeSeriesAnswer:
     if params.aggregation is not None:
         return by_interval(params, scenes, fields, answer)
     groups = batches(scenes, get_settings().mt_stats_workers)
+    # SPEC §5: with an output grid every scene is warped onto it; else each on its native grid.
+    grid = (
+        composite_grid(params, scenes, list(params.sensors or OPTICAL_SENSORS), answer.indices, fields)
+        if (scenes and params.output_requested)
+        else None
+    )
     futures = [
-        stats.submit(group, answer.indices, fields, stats_options(params), label=f"{i + 1}of{len(groups)}")
+        stats.submit(group, answer.indices, fields, stats_options(params), f"{i + 1}of{len(groups)}", grid, params.resample)
         for i, group in enumerate(groups)
     ]
     met: set[Any] = set()
@@ -138,8 +144,9 @@ def by_interval(params: MtStatsParams, scenes: list, fields: Fields, answer: Tim
 
 
 def composite_grid(params: MtStatsParams, scenes: list, sensors: list[str], indices: list[str], fields: Fields) -> Any:
-    """SPEC §6's one grid: the request's output grid (SPEC §5) when it gives one, else the native
-    grid of the earliest scene of the first sensor."""
+    """The one grid of SPEC §6 (and of SPEC §5 for per-scene statistics): the request's output grid
+    when it gives one, what it leaves open (CRS, pixel size) from the native grid of the earliest
+    scene of the first sensor; without an output grid, that native grid."""
     from shapely.ops import unary_union
 
     from eotasks.aggregate import common_grid

@@ -68,12 +68,26 @@ def _log_warning(message: str, *args: Any) -> None:
 
 
 def statistics_of_scene(
-    record: SceneRecord, indices: Sequence[str], fields: Sequence[Field], options: StatsOptions, attempts: int
+    record: SceneRecord,
+    indices: Sequence[str],
+    fields: Sequence[Field],
+    options: StatsOptions,
+    attempts: int,
+    grid: Grid | None = None,
+    resample: str = "nearest",
 ) -> SceneOutcome:
-    """One scene's outcome for all its fields: statistics, or every field it meets left out with the
-    reason (skipped, or unreadable after ``attempts``)."""
+    """One scene's outcome for all its fields: statistics (on its native grid, or on the output
+    ``grid`` of SPEC §5), or every field it meets left out with the reason (skipped, or unreadable
+    after ``attempts``)."""
+    from eotasks.aggregate import scene_statistics_on_grid
+
+    def work() -> SceneOutcome:
+        if grid is None:
+            return scene_statistics(record, indices, fields, options)
+        return scene_statistics_on_grid(record, indices, fields, grid, options, resample)
+
     try:
-        return with_retries(lambda: scene_statistics(record, indices, fields, options), attempts)
+        return with_retries(work, attempts)
     except UserError as exc:
         reason = exc.message
     except Exception as exc:
@@ -94,11 +108,19 @@ def batches(scenes: list[SceneRecord], workers: int, max_batch: int = 16) -> lis
 
 
 @task(name="stats", task_run_name="stats-{label}", **compute_step())
-def stats(records: list[SceneRecord], indices: list[str], fields: Fields, options: StatsOptions, label: str) -> SceneOutcome:
+def stats(
+    records: list[SceneRecord],
+    indices: list[str],
+    fields: Fields,
+    options: StatsOptions,
+    label: str,
+    grid: Grid | None = None,
+    resample: str = "nearest",
+) -> SceneOutcome:
     attempts = get_settings().io_retries + 1
     out = SceneOutcome()
     for record in records:
-        one = statistics_of_scene(record, indices, fields, options, attempts)
+        one = statistics_of_scene(record, indices, fields, options, attempts, grid, resample)
         out.rows += one.rows
         out.skipped += one.skipped
     if out.skipped:

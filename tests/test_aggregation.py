@@ -232,3 +232,95 @@ def test_composites_on_a_requested_grid_equal_numpy_then_reproject(series):
     assert row.indexes["NDVI"]["count"] == clear.size > 100
     for key, want in numpy_stats(clear).items():
         assert row.indexes["NDVI"][key] == pytest.approx(want, rel=1e-9, abs=1e-12), key
+
+
+def per_scene_on_requested_grid(series, features):
+    """(fields, grid transform, shape, [(record, service outcome, NDVI plane, SCL plane)]) for the
+    first three scenes on EPSG:4326 at 0.0001° (-tap): the service's per-scene path on the
+    request's grid, and numpy's clear NDVI and the SCL classes warped onto it with rasterio (nearest)."""
+    from eotasks.models import MtStatsParams
+    from flows.mt_stats import composite_grid
+    from tasks.stats import statistics_of_scene
+    from tests.test_output_grid import tap_grid
+
+    records = sorted(series, key=lambda r: (r.date, r.view_id))[:3]
+    fields = [Field(f["properties"]["id"] if len(features) > 1 else None, shape(f["geometry"])) for f in features]
+    area = (
+        {"fields": {"type": "FeatureCollection", "features": features}}
+        if len(features) > 1
+        else {"geometry": features[0]["geometry"]}
+    )
+    params = MtStatsParams(
+        date_start="2023-01-01", date_end="2023-01-31", bm_type="NDVI", crs="EPSG:4326", resolution=0.0001, **area
+    )
+    grid = composite_grid(params, records, ["sentinel2l2a"], ["NDVI"], fields)
+    transform, width, height = tap_grid(shapely.union_all([f.shape for f in fields]).bounds, 0.0001)
+    assert grid.crs == "EPSG:4326" and (grid.width, grid.height) == (width, height)
+    options = StatsOptions(cloud_masking_level=1, exclude_cover_pixels=True, richer=True)
+    out = []
+    for record in records:
+        outcome = statistics_of_scene(record, ["NDVI"], fields, options, 1, grid, "nearest")
+        ndvi, src_transform, crs = clear_ndvi(record)
+        plane = reproject_onto(ndvi, src_transform, crs, transform, "EPSG:4326", (height, width), Resampling.nearest)
+        with rasterio.open(record.assets["SCL"]["href"]) as src:
+            scl = reproject_onto(
+                src.read(1).astype(np.float64),
+                src.transform,
+                src.crs,
+                transform,
+                "EPSG:4326",
+                (height, width),
+                Resampling.nearest,
+            )
+        out.append((record, outcome, plane, scl))
+    return fields, transform, (height, width), out
+
+
+def field_reference(f, transform, shape_hw, plane, scl):
+    """(clear values, all values, cloud %) of one field's pixel centres on the warped planes."""
+    from tests.test_output_grid import centres_inside
+
+    inside = centres_inside(f.shape, transform, shape_hw[1], shape_hw[0])
+    values, classes = plane[inside], scl[inside]
+    usable = ~np.isnan(classes) & ~np.isin(classes, SCL_UNUSABLE)
+    return values[~np.isnan(values)], values, 100.0 * (usable & (classes == 9)).sum() / usable.sum()
+
+
+def test_per_scene_statistics_on_a_requested_grid_equal_numpy_then_reproject(series):
+    """SPEC §5 without §6, one AOI: each scene's statistics on the request's grid, its clear NDVI
+    warped onto it (nearest), equal to numpy + rasterio's reproject pixel for pixel, and its cloud
+    the flagged share of the AOI's classified pixel centres on that grid."""
+    fields, transform, shape_hw, scenes = per_scene_on_requested_grid(series, [demo_fields()[2]])
+    for _, outcome, plane, scl in scenes:
+        assert not outcome.skipped
+        [row] = outcome.rows
+        clear, values, cloud = field_reference(fields[0], transform, shape_hw, plane, scl)
+        assert row.cloud == pytest.approx(cloud, abs=1e-9)
+        stats = row.indexes["NDVI"]
+        assert stats["count"] == clear.size > 100
+        assert stats["nodata_count"] == values.size - clear.size
+        for key, want in numpy_stats(clear).items():
+            assert stats[key] == pytest.approx(want, rel=1e-9, abs=1e-12), key
+
+
+def test_per_scene_statistics_of_scattered_fields_on_a_requested_grid(series):
+    """The same for fields: each field's pixels are read in its own window of the grid. GDAL's warp
+    places a pixel within 1/8 of a source pixel of its exact position (gdalwarp's error threshold)
+    along each warped row, so a field's window may take a neighbour's value where a warp of the
+    whole grid does not: counts, nodata and cloud are exact, the values within that."""
+    fields, transform, shape_hw, scenes = per_scene_on_requested_grid(series, demo_fields()[:2])
+    compared = 0
+    for _, outcome, plane, scl in scenes:
+        assert not outcome.skipped
+        rows = {r.field_id: r for r in outcome.rows}
+        for f in fields:
+            clear, values, cloud = field_reference(f, transform, shape_hw, plane, scl)
+            row = rows[f.id]
+            assert row.cloud == pytest.approx(cloud, abs=1e-9)
+            stats = row.indexes["NDVI"]
+            assert stats["count"] == clear.size > 100
+            assert stats["nodata_count"] == values.size - clear.size
+            for key, want in numpy_stats(clear).items():
+                assert stats[key] == pytest.approx(want, rel=1e-3, abs=1e-4), key
+            compared += 1
+    assert compared == 6

@@ -232,6 +232,20 @@ def test_time_aggregation_through_the_real_flow(stack):
         per_scene = client.submit("mt_stats", params).wait(timeout=180).result
         monthly = client.submit("mt_stats", {**params, "aggregation": {"period": "month", "composite": "max"}})
         answer = monthly.wait(timeout=180).result
+        # SPEC §5 per scene: the scene warped onto a requested grid is the month's composite there.
+        grid = {"crs": "EPSG:4326", "resolution": 0.0001}
+        scene_on_grid = client.submit("mt_stats", {**params, **grid}).wait(timeout=180).result
+        june_on_grid = (
+            client.submit("mt_stats", {**params, **grid, "aggregation": {"period": "month", "composite": "max"}})
+            .wait(timeout=180)
+            .result
+        )
+    [on_grid] = scene_on_grid["result"]
+    [june_grid] = june_on_grid["result"]
+    assert on_grid["scene_id"] == per_scene["result"][0]["scene_id"] and june_grid["count"] > 1000
+    for key in ("average", "median", "min", "max", "std", "q1", "q3", "p10", "p90"):
+        assert on_grid[key] == pytest.approx(june_grid[key], rel=1e-12), key
+    assert on_grid["average"] != pytest.approx(per_scene["result"][0]["average"], rel=1e-9)  # another grid
     [scene] = per_scene["result"]
     [june] = answer["result"]
     assert june["interval"] == ["2020-06-01", "2020-06-30"] and june["scenes"] == [scene["scene_id"]]
