@@ -24,8 +24,9 @@ from flows.jpeg import jpeg
 from flows.lbe import lbe
 from flows.monitor import monitor
 from flows.mt_stats import mt_stats
+from flows.openeo import openeo
 
-FLOWS = [bandmath, lbe, jpeg, mt_stats]
+FLOWS = [bandmath, lbe, jpeg, mt_stats, openeo]
 
 
 def weekly_demo_field() -> dict:

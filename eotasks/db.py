@@ -64,6 +64,23 @@ class TaskRecord(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
 
 
+class OpenEOJob(SQLModel, table=True):
+    """An openEO batch job (SPEC §8): its process and metadata; once started, the task that runs it
+    (its status, files and recovery are the task's, ``task_id``)."""
+
+    __tablename__ = "openeo_jobs"
+    id: str = Field(primary_key=True)
+    api_key_id: int = Field(foreign_key="api_keys.id", index=True)
+    title: str | None = None
+    description: str | None = None
+    process: dict[str, Any] = Field(sa_column=Column(JSON))  # {"process_graph": ...} as validated and rebuilt
+    plan: str | None = None
+    budget: float | None = None
+    task_id: str | None = Field(default=None, index=True)  # the latest run's task, once started
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
 class SceneRecord(SQLModel, table=True):
     __tablename__ = "scenes"
     view_id: str = Field(primary_key=True)

@@ -679,6 +679,24 @@ TaskRequestModel = BandmathRequest | LbeRequest | JpegRequest | MtStatsRequest
 TaskRequest = Annotated[TaskRequestModel, Field(discriminator="type")]
 
 
+class OpenEOParams(BaseModel):
+    """The ``openeo`` flow's parameters (SPEC §8): a process graph that ``eotasks.openeo.graph``
+    validated and rebuilt before it got here; not a task type of the Tasks API."""
+
+    model_config = ConfigDict(extra="forbid")
+    process_graph: dict[str, Any]
+    job_id: str | None = Field(None, description="The batch job's id; none for a synchronous request.")
+    reference: str | None = None
+
+
+class OpenEORequest(BaseModel):
+    """What the openEO routes submit through the one submission path of the tasks."""
+
+    type: Literal["openeo"] = "openeo"
+    params: OpenEOParams
+    callback_url: str | None = None
+
+
 # --- responses ------------------------------------------------------------------------------------
 
 

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     dask_address: str | None = None
     task_timeout_s: int = 172_800
 
+    # openEO (SPEC §8): values (pixels x dates x bands) one load_collection may read in a synchronous
+    # request and in a batch job, and how long POST /result waits for its run.
+    openeo_sync_max_values: int = 25_000_000
+    openeo_batch_max_values: int = 250_000_000
+    openeo_sync_timeout_s: float = 300.0
+    openeo_token_ttl_s: int = 86_400
+
     # Steps.
     io_retries: int = 3
 

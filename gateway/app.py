@@ -26,7 +26,7 @@ from eotasks.settings import get_settings
 from gateway import errors
 from gateway.auth import new_rate_limit
 from gateway.body import BodyLimit
-from gateway.routes import croppers, downloads, search, tasks
+from gateway.routes import croppers, downloads, openeo, search, tasks
 from gateway.runs import PrefectRuns
 
 
@@ -115,6 +115,7 @@ def create_app(runs: PrefectRuns | None = None) -> FastAPI:
     app.include_router(croppers.router)
     app.include_router(search.router)
     app.include_router(downloads.router)
+    openeo.install(app)  # SPEC §8, on the same keys, submissions, records and store
 
     @app.get("/health", tags=["ops"], include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -78,3 +78,69 @@ def _authorise(key: str, limit: RateLimit) -> tuple[ApiKey | None, Refused | Non
 
 def new_rate_limit() -> RateLimit:
     return RateLimit(get_settings().rate_limit_per_minute)
+
+
+# --- openEO (SPEC §8): HTTP Basic (key name, key) for a bearer token ------------------------------
+
+
+def _token_signature(key_id: int, expires: int, key_hash: str) -> str:
+    import hashlib
+    import hmac
+
+    secret = get_settings().resolved_signing_secret.encode()
+    return hmac.new(secret, f"openeo.{key_id}.{expires}.{key_hash}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def issue_token(record: ApiKey) -> str:
+    """A token for ``record``: its id, an expiry and an HMAC over both and the key's hash, so the
+    token is never the key, and revoking or replacing the key ends it."""
+    assert record.id is not None
+    expires = int(time.time()) + get_settings().openeo_token_ttl_s
+    return f"{record.id}.{expires}.{_token_signature(record.id, expires, record.key_hash)}"
+
+
+def basic_login(name: str, key: str) -> ApiKey | None:
+    """The key's row when ``key`` is a valid key named ``name``."""
+    import hmac
+
+    record = _key_row(key)
+    if record is None or record.revoked_at is not None or not hmac.compare_digest(record.name, name):
+        return None
+    return record
+
+
+_token_rows: dict[int, tuple[float, ApiKey | None]] = {}
+
+
+def token_row(token: str) -> ApiKey | None:
+    """The key a token was issued for, if the token is genuine, unexpired and the key still valid."""
+    import hmac
+
+    from eotasks.db import ApiKey, session
+
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    key_id, expires = int(parts[0]), int(parts[1])
+    if expires < time.time():
+        return None
+    now = time.monotonic()
+    hit = _token_rows.get(key_id)
+    if hit is None or now - hit[0] >= KEY_TTL_S:
+        with session() as s:
+            row = s.get(ApiKey, key_id)
+        hit = (now, row)
+        _token_rows[key_id] = hit
+    record = hit[1]
+    if record is None or record.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(parts[2], _token_signature(key_id, expires, record.key_hash)):
+        return None
+    return record
+
+
+def authorise_token(token: str, limit: RateLimit) -> tuple[ApiKey | None, Refused | None]:
+    record = token_row(token)
+    if record is None or record.id is None:
+        return None, None
+    return record, limit.hit(record.id)

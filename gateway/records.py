@@ -1,4 +1,4 @@
-"""The gateway's database access, all of it: tasks, idempotency reservations, croppers.
+"""The gateway's database access, all of it: tasks, idempotency reservations, croppers, openEO jobs.
 
 Each function is a plain synchronous database call run in a worker thread (``threaded``), so a
 route awaits it and the event loop never waits on the database.
@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from eotasks.db import CropperRecord, TaskRecord, session, utcnow
+from eotasks.db import CropperRecord, OpenEOJob, TaskRecord, session, utcnow
 from eotasks.outcomes import ENDED
 from eotasks.usage import take_quota
 from gateway.errors import ApiError
@@ -181,3 +181,62 @@ def save_cropper(ref: str, geometry: dict[str, Any]) -> None:
         if s.get(CropperRecord, ref) is None:
             s.add(CropperRecord(id=ref, geometry=geometry))
             s.commit()
+
+
+# --- openEO batch jobs (SPEC §8) ------------------------------------------------------------------
+
+
+@threaded
+def create_job(job: OpenEOJob) -> OpenEOJob:
+    with session() as s:
+        s.add(job)
+        s.commit()
+        s.refresh(job)
+    return job
+
+
+@threaded
+def owned_job(job_id: str, key_id: int) -> OpenEOJob | None:
+    """The key's job, or None (another key's job does not exist for this one)."""
+    with session() as s:
+        job = s.get(OpenEOJob, job_id)
+    return job if job is not None and job.api_key_id == key_id else None
+
+
+@threaded
+def list_jobs(key_id: int, limit: int) -> list[OpenEOJob]:
+    with session() as s:
+        query = select(OpenEOJob).where(OpenEOJob.api_key_id == key_id).order_by(col(OpenEOJob.created_at).desc()).limit(limit)
+        return list(s.exec(query))
+
+
+@threaded
+def update_job(job_id: str, **changes: Any) -> OpenEOJob | None:
+    with session() as s:
+        job = s.get(OpenEOJob, job_id)
+        if job is None:
+            return None
+        for name, value in changes.items():
+            setattr(job, name, value)
+        job.updated_at = utcnow()
+        s.add(job)
+        s.commit()
+        s.refresh(job)
+        return job
+
+
+@threaded
+def delete_job(job_id: str) -> None:
+    with session() as s:
+        job = s.get(OpenEOJob, job_id)
+        if job is not None:
+            s.delete(job)
+            s.commit()
+
+
+@threaded
+def tasks_by_id(task_ids: list[str]) -> dict[str, TaskRecord]:
+    if not task_ids:
+        return {}
+    with session() as s:
+        return {t.id: t for t in s.exec(select(TaskRecord).where(col(TaskRecord.id).in_(task_ids)))}

@@ -178,3 +178,23 @@ class PrefectRuns:
 
     async def cancel(self, flow_run_id: str) -> None:
         await self.client.set_flow_run_state(uuid.UUID(flow_run_id), Cancelling(message="Cancelled by the client"))
+
+    async def logs(self, flow_run_id: str, limit: int = 1000, min_level: int = 0) -> list[dict[str, Any]]:
+        """The run's log lines (and its task runs'), oldest first, at ``min_level`` or above: a page
+        of Prefect's (200 lines) at a time, up to ``limit``."""
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
+        from prefect.client.schemas.sorting import LogSort
+
+        wanted = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[uuid.UUID(flow_run_id)]), level=LogFilterLevel(ge_=min_level))
+        out: list[dict[str, Any]] = []
+        while len(out) < limit:
+            page = await self.client.read_logs(
+                log_filter=wanted, limit=min(PAGE, limit - len(out)), offset=len(out), sort=LogSort.TIMESTAMP_ASC
+            )
+            out += [
+                {"id": str(line.id), "level": line.level, "message": line.message, "time": line.timestamp.isoformat()}
+                for line in page
+            ]
+            if len(page) < PAGE:
+                break
+        return out

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from eotasks.callbacks import check_callback_url_async
 from eotasks.db import TaskRecord
 from eotasks.errors import UserError
-from eotasks.models import TaskRequestModel
+from eotasks.models import OpenEORequest, TaskRequestModel
 from gateway import records
 from gateway.auth import Caller
 from gateway.errors import ApiError
@@ -38,6 +38,8 @@ def check_budget(task_type: str, params: Any) -> None:
     from eotasks.budget import aoi_of, check_scene_task, check_time_series_task
     from eotasks.catalog.scenes import get_scene
 
+    if task_type == "openeo":  # counted from its process graph by the openEO routes (eotasks.openeo.load)
+        return
     aoi = aoi_of(params)
     if task_type == "mt_stats":
         check_time_series_task(params, aoi)
@@ -56,7 +58,7 @@ def run_labels(key: Caller, record: TaskRecord) -> dict[str, str]:
     return labels
 
 
-def run_parameters(task: TaskRequestModel, record: TaskRecord) -> dict[str, Any]:
+def run_parameters(task: TaskRequestModel | OpenEORequest, record: TaskRecord) -> dict[str, Any]:
     """What the flow run gets: the ids, and the request's parameters as the model dumps them (plain
     data the models rebuilt: never a client's dict; never the key itself)."""
     params = task.params.model_dump(mode="json", exclude_none=True, exclude={"fields"})
@@ -68,7 +70,9 @@ def run_parameters(task: TaskRequestModel, record: TaskRecord) -> dict[str, Any]
     return {"task_id": record.id, "api_key_id": record.api_key_id, "params": params}
 
 
-async def submit(task: TaskRequestModel, raw: Any, idempotency_key: str | None, key: Caller, runs: PrefectRuns) -> TaskRecord:
+async def submit(
+    task: TaskRequestModel | OpenEORequest, raw: Any, idempotency_key: str | None, key: Caller, runs: PrefectRuns
+) -> TaskRecord:
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise ApiError(400, "Idempotency-Key must be 1 to 255 characters", [("Idempotency-Key", "length")])
     if task.callback_url:

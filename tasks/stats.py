@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from prefect import get_run_logger, task
 from shapely.geometry import shape
 
+from eotasks.aggregate import scene_statistics_on_grid
 from eotasks.db import SceneRecord
 from eotasks.errors import UserError
 from eotasks.raster.grid import Grid
@@ -79,8 +80,6 @@ def statistics_of_scene(
     """One scene's outcome for all its fields: statistics (on its native grid, or on the output
     ``grid`` of SPEC §5), or every field it meets left out with the reason (skipped, or unreadable
     after ``attempts``)."""
-    from eotasks.aggregate import scene_statistics_on_grid
-
     def work() -> SceneOutcome:
         if grid is None:
             return scene_statistics(record, indices, fields, options)

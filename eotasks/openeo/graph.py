@@ -278,11 +278,7 @@ class Evaluator:
         try:
             return process.fn(**args)
         except OpenEOError as exc:
-            if exc.node_id is None:
-                exc.node_id = node_id
-                exc.message = f"[{node_id}] {exc.message}"
-                exc.args = (exc.message,)
-            raise
+            raise exc.at_node(node_id) from None
 
     def _resolve(self, value: Any, results: dict[str, Any], parameters: Mapping[str, Any]) -> Any:
         if isinstance(value, dict):
@@ -296,3 +292,36 @@ class Evaluator:
         if isinstance(value, list):
             return [self._resolve(v, results, parameters) for v in value]
         return value
+
+
+# --- what a run gets ------------------------------------------------------------------------------
+
+
+def rebuilt(graph: dict[str, Any]) -> dict[str, Any]:
+    """A validated graph as new plain data: per node only what evaluation reads (``process_id``,
+    ``arguments``, ``result``), every value copied; a key Prefect would read as a template or a
+    variable (``__prefect...``) anywhere is a 400."""
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if not isinstance(k, str) or k.startswith("__prefect"):
+                    raise OpenEOError(
+                        "ProcessGraphInvalid", f"Invalid process graph specified: the key {str(k)[:40]!r} is not allowed"
+                    )
+                out[k] = copy(v)
+            return out
+        if isinstance(value, list):
+            return [copy(v) for v in value]
+        if value is None or isinstance(value, (str, bool, int, float)):
+            return value
+        raise OpenEOError("ProcessGraphInvalid", "Invalid process graph specified: only JSON values are allowed")
+
+    out = {}
+    for node_id, node in graph.items():
+        one: dict[str, Any] = {"process_id": node["process_id"], "arguments": copy(node.get("arguments", {}))}
+        if node.get("result") is True:
+            one["result"] = True
+        out[str(node_id)] = one
+    return out

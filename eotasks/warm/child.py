@@ -36,6 +36,7 @@ import flows.lbe
 import flows.monitor
 import flows.mt_stats
 import flows.noop
+import flows.openeo
 import flows.recover  # noqa: F401
 
 # What a run would otherwise import on first use, every run again (found with the report at the
@@ -97,6 +98,25 @@ LAZY_IMPORTS = (
     "exactextract.feature",
     "exactextract.raster",
     "tasks.artifacts",
+    # Statistics on an output grid (mt_stats with crs/resolution, or aggregation).
+    "eotasks.aggregate",
+    "eotasks.raster.composite",
+    # openEO's save_result formats (netCDF through xarray and h5netcdf, PNG through Pillow).
+    "eotasks.openeo.formats",
+    "xarray",
+    "h5netcdf",
+    "h5netcdf.legacyapi",
+    "h5py",
+    "h5py._hl.dims",
+    "encodings.ascii",
+    "dask.array",  # xarray's writer imports them on its first write
+    "scipy.sparse",
+    "scipy.special",
+    "scipy.fft",
+    "charset_normalizer",
+    "pandas",
+    "PIL.Image",
+    "PIL.PngImagePlugin",
 )
 for _name in LAZY_IMPORTS:
     importlib.import_module(_name)

@@ -1,0 +1,265 @@
+"""The openEO back-end (SPEC §8) driven by the openEO Python client, unchanged, against a real gateway,
+Prefect server and warm worker: the client's tutorial workflows, with answers equal to numpy and
+rasterio on the same pixels, a batch job, the metadata calls and openEO's errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import httpx
+import numpy as np
+import openeo
+import pytest
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject, transform_bounds
+from shapely.geometry import box, shape
+
+from eotasks.catalog.demo import demo_fields, generate_demo
+from eotasks.catalog.scenes import get_scene, list_scenes
+from eotasks.db import create_api_key
+from eotasks.raster.aoi import centre_inside, to_crs
+from eotasks.raster.grid import Grid
+from tests.conftest import SAMPLE_VIEW_ID
+from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(prefect_server, tmp_path_factory):
+    root = tmp_path_factory.mktemp("openeo-stack")
+    s = Stack(root, prefect_server, {"EOTASKS_IO_RETRIES": "1"}, deployments=["openeo/eotasks"])
+    generate_demo(root / "demo", s2_scenes=6, landsat_scenes=0, url=s.db_url, s2_every_days=4)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def con(stack):
+    return openeo.connect(f"{stack.base}/openeo/1.2").authenticate_basic("e2e", stack.key)
+
+
+def sample(stack):
+    return get_scene(SAMPLE_VIEW_ID, url=stack.db_url)
+
+
+def inner_extent(record, a=0.25, b=0.65) -> dict[str, float]:
+    w, s, e, n = record.west, record.south, record.east, record.north
+    return {"west": w + (e - w) * a, "east": w + (e - w) * b, "south": s + (n - s) * a, "north": s + (n - s) * b}
+
+
+def lattice(href: str, extent: dict[str, float]) -> tuple[Grid, rasterio.windows.Window]:
+    """The band file's pixels whose centres fall in the lon/lat extent: what load_collection reads."""
+    with rasterio.open(href) as src:
+        minx, miny, maxx, maxy = transform_bounds(
+            "EPSG:4326", src.crs, extent["west"], extent["south"], extent["east"], extent["north"]
+        )
+        t = src.transform
+        c0, c1 = math.ceil((minx - t.c) / t.a - 0.5), math.floor((maxx - t.c) / t.a - 0.5)
+        r0, r1 = math.ceil((maxy - t.f) / t.e - 0.5), math.floor((miny - t.f) / t.e - 0.5)
+        window = rasterio.windows.Window(c0, r0, c1 - c0 + 1, r1 - r0 + 1)
+        return Grid(src.crs.to_string(), src.window_transform(window), window.width, window.height), window
+
+
+def dn(record, band: str, window) -> np.ndarray:
+    asset = record.assets[band]
+    with rasterio.open(asset["href"]) as src:  # beyond the file: no data, as load_collection gives
+        values = src.read(1, window=window, boundless=True, fill_value=asset.get("nodata") or 0).astype(np.float64)
+    values[values == (asset.get("nodata") or 0)] = np.nan
+    return values
+
+
+def test_metadata_calls_of_the_client(con):
+    ids = [c["id"] for c in con.list_collections()]
+    assert {"SENTINEL2_L1C", "SENTINEL2_L2A", "LANDSAT8_L2"} <= set(ids)
+    described = con.describe_collection("SENTINEL2_L2A")
+    assert described["cube:dimensions"]["bands"]["values"][:4] == ["B01", "B02", "B03", "B04"]
+    assert {b["name"]: b.get("common_name") for b in described["summaries"]["eo:bands"]}["B08"] == "nir"
+    processes = {p["id"]: p for p in con.list_processes()}
+    for pid in ("load_collection", "save_result", "reduce_dimension", "apply", "ndvi", "mask", "aggregate_spatial"):
+        assert pid in processes and processes[pid]["parameters"], pid
+    formats = con.list_output_formats()
+    assert {"GTiff", "netCDF", "JSON", "CSV", "PNG"} <= set(formats)
+
+
+def test_the_basics_tutorial_evi_max_time_equals_numpy(stack, con, tmp_path):
+    """openEO's "basics" tutorial: EVI from B02/B04/B08 x 0.0001, max over time, a GeoTIFF."""
+    record = sample(stack)
+    extent = inner_extent(record)
+    cube = con.load_collection(
+        "SENTINEL2_L1C", spatial_extent=extent, temporal_extent=["2020-06-01", "2020-07-01"], bands=["B02", "B04", "B08"]
+    )
+    blue, red, nir = (cube.band(b) * 0.0001 for b in ("B02", "B04", "B08"))
+    evi = 2.5 * (nir - red) / (nir + 6.0 * red - 7.5 * blue + 1.0)
+    out = tmp_path / "evi.tiff"
+    evi.max_time().download(out)
+    grid, window = lattice(record.assets["B04"]["href"], extent)
+    b, r, n = (dn(record, band, window) * 0.0001 for band in ("B02", "B04", "B08"))  # baseline 02.xx: no offset
+    want = 2.5 * (n - r) / (n + 6.0 * r - 7.5 * b + 1.0)
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_string() == grid.crs and ds.transform.almost_equals(grid.transform) and ds.shape == grid.shape
+        got = ds.read(1).astype(np.float64)
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isfinite(got).sum() > 1000
+    assert np.allclose(got, want, rtol=1e-6, atol=1e-7, equal_nan=True)  # the file is float32
+
+
+def test_scl_mask_with_resample_cube_spatial_equals_numpy(stack, con, tmp_path):
+    """The client's cloud-masking recipe: SCL (20 m) resampled onto the 10 m bands, classes 3, 8, 9
+    masked, NDVI of each date, then the mean over time."""
+    records = sorted(list_scenes("sentinel2l2a", url=stack.db_url), key=lambda r: r.date)[:3]
+    first = records[0]
+    extent = inner_extent(first, 0.2, 0.8)
+    temporal = [records[0].date.isoformat(), (records[-1].date.toordinal() + 1)]
+    import datetime as dt
+
+    temporal[1] = dt.date.fromordinal(temporal[1]).isoformat()
+    bands = con.load_collection("SENTINEL2_L2A", spatial_extent=extent, temporal_extent=temporal, bands=["B04", "B08"])
+    scl = con.load_collection("SENTINEL2_L2A", spatial_extent=extent, temporal_extent=temporal, bands=["SCL"]).band("SCL")
+    cloud = ((scl == 3) | (scl == 8) | (scl == 9)).resample_cube_spatial(bands)
+    masked = bands.mask(cloud)
+    ndvi = masked.ndvi(nir="B08", red="B04")
+    out = tmp_path / "ndvi.tif"
+    ndvi.mean_time().download(out)
+    grid, window = lattice(first.assets["B04"]["href"], extent)
+    planes = []
+    for rec in records:
+        red = dn(rec, "B04", window) + rec.assets["B04"]["offset"] * 1e4
+        nir = dn(rec, "B08", window) + rec.assets["B08"]["offset"] * 1e4
+        with rasterio.open(rec.assets["SCL"]["href"]) as src:
+            classes = np.zeros(grid.shape)
+            reproject(
+                rasterio.band(src, 1), classes, dst_transform=grid.transform, dst_crs=grid.crs, resampling=Resampling.nearest
+            )
+        v = (nir - red) / (nir + red)
+        v[np.isin(classes, (3, 8, 9))] = np.nan
+        planes.append(v)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.nanmean(np.stack(planes), axis=0)
+    with rasterio.open(out) as ds:
+        got = ds.read(1).astype(np.float64)
+        assert ds.shape == grid.shape
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isfinite(got).sum() > 100
+    assert np.allclose(got, want, rtol=1e-6, atol=1e-7, equal_nan=True)
+
+
+def test_aggregate_spatial_mean_of_fields_to_json_and_csv(stack, con, tmp_path):
+    records = sorted(list_scenes("sentinel2l2a", url=stack.db_url), key=lambda r: r.date)[:2]
+    fields = {"type": "FeatureCollection", "features": demo_fields()[:3]}
+    union = box(*shape(fields["features"][0]["geometry"]).union(shape(fields["features"][2]["geometry"])).bounds)
+    extent = dict(zip(("west", "south", "east", "north"), union.buffer(0.002).bounds, strict=True))
+    import datetime as dt
+
+    temporal = [records[0].date.isoformat(), (records[-1].date + dt.timedelta(days=1)).isoformat()]
+    cube = con.load_collection("SENTINEL2_L2A", spatial_extent=extent, temporal_extent=temporal, bands=["B04", "B08"])
+    stats = cube.aggregate_spatial(geometries=fields, reducer="mean")
+    out_json, out_csv = tmp_path / "means.json", tmp_path / "means.csv"
+    stats.download(out_json, format="JSON")
+    stats.download(out_csv, format="CSV")
+    got = json.loads(out_json.read_text())
+    grid, window = lattice(records[0].assets["B04"]["href"], extent)
+    assert sorted(got) == [f"{r.date.isoformat()}T00:00:00Z" for r in records]
+    rows = out_csv.read_text().strip().splitlines()
+    assert rows[0] == "date,feature_index,B04,B08" and len(rows) == 1 + 2 * 3
+    for rec in records:
+        label = f"{rec.date.isoformat()}T00:00:00Z"
+        for k, feature in enumerate(fields["features"]):
+            inside = centre_inside(to_crs(shape(feature["geometry"]), grid.crs), grid)
+            for j, band in enumerate(("B04", "B08")):
+                values = dn(rec, band, window) + rec.assets[band]["offset"] * 1e4
+                want = np.nanmean(values[inside])
+                assert got[label][k][j] == pytest.approx(want, rel=1e-12)
+                csv_row = next(r for r in rows[1:] if r.startswith(f"{label},{k},"))
+                assert float(csv_row.split(",")[2 + j]) == pytest.approx(want, rel=1e-12)
+
+
+def test_a_batch_job_through_execute_batch(stack, con, tmp_path):
+    record = sample(stack)
+    extent = inner_extent(record)
+    cube = con.load_collection(
+        "SENTINEL2_L1C", spatial_extent=extent, temporal_extent=["2020-06-01", "2020-07-01"], bands=["B04", "B08"]
+    )
+    job = cube.ndvi().save_result(format="netCDF").create_job(title="ndvi batch")
+    assert job.status() == "created"
+    job.start_and_wait(max_poll_interval=1, print=lambda *a, **k: None)
+    assert job.status() == "finished"
+    paths = job.get_results().download_files(tmp_path / "job")
+    [nc] = [p for p in paths if p.suffix == ".nc"]
+    import xarray as xr
+
+    _, window = lattice(record.assets["B04"]["href"], extent)
+    red, nir = dn(record, "B04", window), dn(record, "B08", window)
+    with xr.open_dataset(nc, engine="h5netcdf") as ds:
+        [name] = [v for v in ds.data_vars if v != "crs"]
+        got = ds[name].values.astype(np.float64).squeeze()
+    assert np.allclose(got, (nir - red) / (nir + red), rtol=1e-6, atol=1e-7, equal_nan=True)
+    logs = job.logs()
+    assert any("ndvi" in (entry.get("message") or "") or entry.get("level") for entry in logs)
+    listed = [j["id"] for j in con.list_jobs()]
+    assert job.job_id in listed
+    # Another key does not see this job.
+    other, _ = create_api_key("other", url=stack.db_url)
+    con2 = openeo.connect(f"{stack.base}/openeo/1.2").authenticate_basic("other", other)
+    with pytest.raises(openeo.rest.OpenEoApiError) as err:
+        con2.job(job.job_id).describe()
+    assert err.value.http_status_code == 404 and err.value.code == "JobNotFound"
+
+
+def test_openeo_errors(stack, con):
+    base = f"{stack.base}/openeo/1.2"
+    r = httpx.get(f"{base}/credentials/basic", auth=("e2e", "wrong"))
+    assert r.status_code == 403 and r.json()["code"] == "CredentialsInvalid"
+    assert httpx.get(f"{base}/me").status_code == 401
+    assert (
+        httpx.get(f"{base}/me", headers={"Authorization": "Bearer basic//1.99999999999.forged"}).json()["code"] == "TokenInvalid"
+    )
+    token = httpx.get(f"{base}/credentials/basic", auth=("e2e", stack.key)).json()["access_token"]
+    assert stack.key not in token
+    auth = {"Authorization": f"Bearer basic//{token}"}
+
+    def post(graph):
+        return httpx.post(f"{base}/result", json={"process": {"process_graph": graph}}, headers=auth, timeout=60)
+
+    r = post({"n": {"process_id": "no_such_process", "arguments": {}, "result": True}})
+    assert r.status_code == 400 and r.json()["code"] == "ProcessUnsupported" and "[n]" in r.json()["message"]
+    r = post({"n": {"process_id": "add", "arguments": {"x": 1}, "result": True}})
+    assert r.status_code == 400 and r.json()["code"] == "ProcessParameterRequired"
+    r = post(
+        {
+            "n": {
+                "process_id": "load_collection",
+                "arguments": {"id": "NOPE", "spatial_extent": None, "temporal_extent": None},
+                "result": True,
+            }
+        }
+    )
+    assert r.status_code == 404 and r.json()["code"] == "CollectionNotFound"
+    r = post(
+        {
+            "n": {
+                "process_id": "load_collection",
+                "arguments": {"id": "SENTINEL2_L1C", "spatial_extent": None, "temporal_extent": None, "bands": ["B99"]},
+                "result": True,
+            }
+        }
+    )
+    assert r.status_code == 400 and "B99" in r.json()["message"]
+    # A scalar graph answers its value as JSON, through a run.
+    r = post({"a": {"process_id": "add", "arguments": {"x": 1, "y": 2.5}, "result": True}})
+    assert r.status_code == 200 and r.json() == 3.5
+    # Over the synchronous budget: a 400 that says to use a batch job.
+    big = {"west": -76, "south": 37, "east": -75, "north": 38}
+    graph = {
+        "l": {
+            "process_id": "load_collection",
+            "arguments": {"id": "SENTINEL2_L1C", "spatial_extent": big, "temporal_extent": ["2020-01-01", "2021-01-01"]},
+            "result": True,
+        }
+    }
+    r = post(graph)
+    assert r.status_code == 400 and r.json()["code"] == "ProcessGraphComplexity" and "batch job" in r.json()["message"]
