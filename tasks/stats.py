@@ -80,6 +80,7 @@ def statistics_of_scene(
     """One scene's outcome for all its fields: statistics (on its native grid, or on the output
     ``grid`` of SPEC §5), or every field it meets left out with the reason (skipped, or unreadable
     after ``attempts``)."""
+
     def work() -> SceneOutcome:
         if grid is None:
             return scene_statistics(record, indices, fields, options)
