@@ -102,6 +102,14 @@ def unavailable(exc: BaseException) -> str | None:
     return None
 
 
+def openeo_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """openEO's error body (``{"id", "code", "message", "links"}``, errors.json's codes)."""
+    import uuid
+
+    body = {"id": uuid.uuid4().hex, "code": code, "message": message, "links": []}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -127,6 +135,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         text = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
+        if request.url.path.startswith("/openeo/"):  # openEO's error body on its paths (SPEC §8)
+            code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "BadRequest")
+            return openeo_error(exc.status_code, code, "Resource not found." if exc.status_code == 404 else text)
         return error_response(exc.status_code, text, headers=getattr(exc, "headers", None))
 
     import httpx
@@ -143,6 +154,8 @@ def install(app: FastAPI) -> None:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         log.exception("internal error on %s %s", request.method, request.url.path)
+        if request.url.path.startswith("/openeo/"):
+            return openeo_error(500, "Internal", "Server error: the operator has the details in the gateway log")
         return error_response(500, "Internal server error; the operator has the details in the gateway log")
 
     # Handled here (Starlette re-raises what reaches its catch-all into the server log as well).

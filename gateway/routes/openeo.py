@@ -27,7 +27,7 @@ from eotasks.settings import get_settings
 from gateway import records
 from gateway.auth import Caller, authorise_token, basic_login, issue_token
 from gateway.deps import Runs, Store
-from gateway.errors import ApiError
+from gateway.errors import ApiError, openeo_error
 from gateway.task_answers import Current, current, wait_for_change
 
 PREFIX = "/openeo/1.2"
@@ -39,12 +39,6 @@ well_known = APIRouter(tags=["openEO"])
 class OpenEOHTTPError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-def openeo_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"id": uuid.uuid4().hex, "code": code, "message": message, "links": []}, status_code=status, headers=headers
-    )
 
 
 def install(app: FastAPI) -> None:
@@ -140,6 +134,7 @@ async def well_known_openeo(request: Request) -> dict[str, Any]:
     return {"versions": [{"url": base_url(request) + "/", "api_version": API_VERSION, "production": True}]}
 
 
+@router.get("", include_in_schema=False)
 @router.get("/", summary="openEO capabilities")
 async def capabilities(request: Request) -> dict[str, Any]:
     url = base_url(request)
@@ -309,10 +304,8 @@ def job_body(job: OpenEOJob, status: str, full: bool) -> dict[str, Any]:
         "updated": rfc3339(job.updated_at),
     }
     if full:
-        out["process"] = job.process
-        out["plan"] = job.plan
-        out["budget"] = job.budget
-    return out
+        out.update(process=job.process, plan=job.plan, budget=job.budget)
+    return {k: v for k, v in out.items() if v is not None}  # the API's fields are not nullable
 
 
 async def owned_job(job_id: str, key: Caller) -> OpenEOJob:
@@ -459,15 +452,41 @@ async def job_results(job_id: str, request: Request, key: OpenEOKey, runs: Runs,
             "title": name,
         }
     ended = record.ended_at if record is not None else None
+    bbox = await run_in_threadpool(footprint_of, job.process.get("process_graph", {}))
+    west, south, east, north = bbox
     return {
         "stac_version": "1.0.0",
         "type": "Feature",
         "id": job.id,
-        "geometry": None,
-        "properties": {"datetime": rfc3339(ended or utcnow()), "title": job.title, "description": job.description},
+        "bbox": list(bbox),
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+        },
+        "properties": {
+            k: v
+            for k, v in {"datetime": rfc3339(ended or utcnow()), "title": job.title, "description": job.description}.items()
+            if v
+        },
         "assets": assets,
         "links": [{"rel": "self", "href": f"{base_url(request)}/jobs/{job.id}/results", "type": "application/json"}],
     }
+
+
+def footprint_of(graph: dict[str, Any]) -> tuple[float, float, float, float]:
+    """Lon/lat bounds of what the graph loads (its load_collection extents); the world without one."""
+    from eotasks.openeo.load import extent_lonlat
+
+    bounds = []
+    for node in graph.values():
+        extent = node.get("arguments", {}).get("spatial_extent") if node.get("process_id") == "load_collection" else None
+        try:
+            bounds.append(extent_lonlat(extent))
+        except Exception:  # a parameter, or no extent: unknown
+            continue
+    if not bounds:
+        return (-180.0, -90.0, 180.0, 90.0)
+    return (min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds))
 
 
 @router.get("/jobs/{job_id}/logs", summary="A batch job's log lines (its run's Prefect logs)")
