@@ -41,6 +41,24 @@ def _dimension(cube: Raster, name: str | None, process_id: str) -> str:
     return name
 
 
+def temporal_dimension(cube: Raster, name: str | None, process_id: str) -> str:
+    """``name``, or the cube's one temporal dimension (``t``, or the one its metadata calls temporal)."""
+    if name is not None:
+        return _dimension(cube, name, process_id)
+    types = dict(cube.attrs.get("dim_types", {}))
+    temporal = [d for d in cube.dims if types.get(d, "temporal" if d == "t" else "other") == "temporal"]
+    if len(temporal) > 1:
+        raise process_error(
+            "TooManyDimensions",
+            "The data cube contains multiple temporal dimensions. The parameter `dimension` must be specified.",
+        )
+    if not temporal:
+        raise process_error(
+            "DimensionNotAvailable", "A dimension with the specified name does not exist: the cube has no temporal dimension."
+        )
+    return temporal[0]
+
+
 def labels_of(cube: Raster, dim: str) -> tuple[Any, ...]:
     """A dimension's labels: given for ``t``, ``bands`` and added ones; pixel centres for x and y."""
     if dim == "x":
@@ -117,7 +135,10 @@ def apply_dimension(data: Any, process: Any, dimension: str, target_dimension: s
     values = np.asarray(values, np.float64)
     if values.ndim == moved.ndim - 1:
         values = values[None]
-    labels = labels_of(cube, dim) if values.shape[0] == moved.shape[0] else tuple(range(values.shape[0]))
+    # The dimension keeps its labels when the process keeps its length; a new target dimension, or
+    # another length, is labelled 0, 1, 2 ... (the definition).
+    same = values.shape[0] == moved.shape[0] and (target_dimension is None or target_dimension == dim)
+    labels = labels_of(cube, dim) if same else tuple(range(values.shape[0]))
     name = target_dimension or dim
     if target_dimension and target_dimension != dim and target_dimension in cube.dims:
         raise process_error("DimensionExists", f"A dimension with the specified name already exists: {target_dimension}.")
@@ -213,17 +234,11 @@ def filter_bands(data: Any, bands: list[str] | None = None, wavelengths: list[An
         )
     if wavelengths:
         raise process_error("ProcessParameterInvalid", "Filtering by wavelengths is not supported here: name the bands.")
-    _dimension(cube, "bands", "filter_bands")
-    chosen = []
-    for name in bands or []:
-        label = band_label(cube, name)
-        if label is None:
-            raise process_error(
-                "ProcessParameterInvalid",
-                f"The value passed for parameter 'bands' in process 'filter_bands' is invalid: no band {name!r}",
-            )
-        chosen.append(label)
-    return cube.select("bands", chosen)
+    if "bands" not in cube.dims:
+        raise process_error("DimensionMissing", "A band dimension is missing.")
+    # Bands by name or common name, in the order given; a name the cube does not have selects nothing.
+    chosen = [label for label in (band_label(cube, name) for name in bands or []) if label is not None]
+    return cube.select("bands", list(dict.fromkeys(chosen)))
 
 
 def _instant(text: str | None) -> dt.datetime | None:
@@ -261,7 +276,7 @@ def temporal_bounds(extent: list[str | None]) -> tuple[dt.datetime | None, dt.da
 @process("filter_temporal")
 def filter_temporal(data: Any, extent: list[str | None], dimension: str | None = None) -> Any:
     cube = _cube(data, "filter_temporal")
-    dim = _dimension(cube, dimension or "t", "filter_temporal")
+    dim = temporal_dimension(cube, dimension, "filter_temporal")
     start, end = temporal_bounds(extent)
 
     def inside(label: Any) -> bool:
@@ -444,11 +459,14 @@ def resample_cube_spatial(data: Any, target: Any, method: str = "near") -> Any:
 
 # --- time -----------------------------------------------------------------------------------------
 
-PERIODS = ("day", "week", "dekad", "month", "season", "tropical-season", "year", "decade", "decade-ad")
+PERIODS = ("hour", "day", "week", "dekad", "month", "season", "tropical-season", "year", "decade", "decade-ad")
 
 
-def period_label(day: dt.date, period: str) -> str:
-    """The label of the period ``day`` falls in (the definition's forms; dekads 01 to 36)."""
+def period_label(when: dt.datetime, period: str) -> str:
+    """The label of the period ``when`` falls in (the definition's forms; dekads 01 to 36)."""
+    day = when.date()
+    if period == "hour":
+        return f"{day.isoformat()}-{when.hour:02d}"
     if period == "day":
         return f"{day.year:04d}-{day.timetuple().tm_yday:03d}"
     if period == "week":
@@ -460,10 +478,10 @@ def period_label(day: dt.date, period: str) -> str:
         return f"{day.year:04d}-{day.month:02d}"
     if period == "season":
         names = {12: "djf", 1: "djf", 2: "djf", 3: "mam", 4: "mam", 5: "mam", 6: "jja", 7: "jja", 8: "jja"}
-        year = day.year + 1 if day.month == 12 else day.year
+        year = day.year - 1 if day.month <= 2 else day.year  # a winter takes its December's year
         return f"{year:04d}-{names.get(day.month, 'son')}"
     if period == "tropical-season":
-        year = day.year + 1 if day.month >= 11 else day.year
+        year = day.year - 1 if day.month <= 4 else day.year  # November to April takes its November's year
         return f"{year:04d}-{'ndjfma' if day.month >= 11 or day.month <= 4 else 'mjjaso'}"
     if period == "year":
         return f"{day.year:04d}"
@@ -472,36 +490,43 @@ def period_label(day: dt.date, period: str) -> str:
     return f"{day.year - (day.year - 1) % 10:04d}"  # decade-ad: 1 to 10
 
 
-def _next_day_of(period: str, day: dt.date) -> dt.date:
-    label = period_label(day, period)
-    step = day
+def _next_period(period: str, when: dt.datetime) -> dt.datetime:
+    """The start of the period after the one ``when`` falls in."""
+    label = period_label(when, period)
+    step = (
+        when.replace(minute=0, second=0, microsecond=0)
+        if period == "hour"
+        else when.replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+    delta = dt.timedelta(hours=1) if period == "hour" else dt.timedelta(days=1)
     while period_label(step, period) == label:
-        step += dt.timedelta(days=1)
+        step += delta
     return step
 
 
 @process("aggregate_temporal_period")
 def aggregate_temporal_period(data: Any, period: str, reducer: Any, dimension: str | None = None, context: Any = None) -> Any:
     cube = _cube(data, "aggregate_temporal_period")
-    dim = _dimension(cube, dimension or "t", "aggregate_temporal_period")
+    dim = temporal_dimension(cube, dimension, "aggregate_temporal_period")
     if period not in PERIODS:
         raise process_error(
             "ProcessParameterInvalid", f"The value passed for parameter 'period' is invalid: {period!r} is not supported here"
         )
-    days = [_instant(label).date() for label in labels_of(cube, dim)]  # type: ignore[union-attr]
-    if not days:
+    parsed = [_instant(str(label)) for label in labels_of(cube, dim)]
+    instants = [d for d in parsed if d is not None]
+    if not instants or len(instants) != len(parsed):
         return cube
     # Every period from the first observation's to the last's, in order; one without data is nodata.
     labels: list[str] = []
-    day = min(days)
-    while day <= max(days):
-        labels.append(period_label(day, period))
-        day = _next_day_of(period, day)
+    when = min(instants)
+    while when <= max(instants):
+        labels.append(period_label(when, period))
+        when = _next_period(period, when)
     axis = cube.axis(dim)
     moved = np.moveaxis(cube.values, axis, 0)
     out = np.full((len(labels), *moved.shape[1:]), np.nan)
     for k, label in enumerate(labels):
-        members = [i for i, d in enumerate(days) if period_label(d, period) == label]
+        members = [i for i, d in enumerate(instants) if period_label(d, period) == label]
         if not members:
             continue
         result = reducer(data=Labeled(moved[members], tuple(labels_of(cube, dim)[i] for i in members)), context=context)
