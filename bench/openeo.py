@@ -21,15 +21,11 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import httpx
 from common import REPO, SAMPLE, VIEW_ID  # noqa: F401  (puts the repository on sys.path)
-
-# This file is named after the API it measures: keep it from shadowing the openEO client package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.ingest import ingest_folder
@@ -43,7 +39,9 @@ FIELD = {
 
 
 def sync_graph(con, extent):
-    cube = con.load_collection("SENTINEL2_L1C", spatial_extent=extent, temporal_extent=["2020-06-15", "2020-06-16"], bands=["B04", "B08"])
+    cube = con.load_collection(
+        "SENTINEL2_L1C", spatial_extent=extent, temporal_extent=["2020-06-15", "2020-06-16"], bands=["B04", "B08"]
+    )
     return cube.ndvi().mask_polygon(FIELD).save_result(format="GTiff")
 
 
@@ -74,6 +72,8 @@ def main() -> None:
     parser.add_argument("--fields", type=int, default=100)
     args = parser.parse_args()
 
+    # This file is named after the API it measures: keep it from shadowing the openEO client package.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     import openeo
 
     root = Path(tempfile.mkdtemp(prefix="eotasks-openeo-bench-"))
@@ -132,7 +132,9 @@ def main() -> None:
 
         bounds = unary_union([to_shape(f["geometry"]) for f in fields["features"]]).bounds
         area = dict(zip(("west", "south", "east", "north"), bounds, strict=True))
-        cube = con.load_collection("SENTINEL2_L2A", spatial_extent=area, temporal_extent=["2023-01-01", "2024-01-01"], bands=["B04", "B08"])
+        cube = con.load_collection(
+            "SENTINEL2_L2A", spatial_extent=area, temporal_extent=["2023-01-01", "2024-01-01"], bands=["B04", "B08"]
+        )
         dekads = cube.ndvi().aggregate_temporal_period("dekad", "mean").aggregate_spatial(fields, "mean")
         t0 = time.perf_counter()
         job = dekads.save_result(format="JSON").create_job(title="dekadal NDVI")
