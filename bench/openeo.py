@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
-import sys
 from pathlib import Path
 
 import httpx
