@@ -208,3 +208,51 @@ def from_argument(value: Any, nodes: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, list):
         return [from_argument(v, nodes) for v in value]
     return value
+
+
+def test_aggregate_spatial_exact_coverage_extension_equals_exactextract():
+    """The documented extension: ``"eotasks:coverage": "exact"`` weights pixels by coverage, and the
+    mean (per date and band) is exactextract's weighted mean over the same raster and polygon."""
+    from exactextract import exact_extract
+    from exactextract.feature import JSONFeatureSource
+    from exactextract.raster import NumPyRasterSource
+    from pyproj import Transformer
+    from shapely.geometry import Polygon, mapping
+    from shapely.ops import transform as reproject_shape
+
+    rng = np.random.default_rng(11)
+    values = rng.normal(0.4, 0.2, (2, 1, 50, 50))
+    grid = Grid("EPSG:32618", Affine(10, 0, 500000, 0, -10, 4000500), 50, 50)
+    cube = Raster(
+        values, grid, ("t", "bands", "y", "x"), {"t": ("2023-01-01T00:00:00Z", "2023-01-02T00:00:00Z"), "bands": ("B04",)}
+    )
+    utm = Polygon([(500043, 4000077), (500391, 4000123), (500277, 4000444), (500061, 4000301)])
+    lonlat = reproject_shape(Transformer.from_crs(32618, 4326, always_xy=True).transform, utm)
+    geometries = {
+        "type": "FeatureCollection",
+        "eotasks:coverage": "exact",
+        "features": [{"type": "Feature", "properties": {}, "geometry": mapping(lonlat)}],
+    }
+    reducer = {"process_graph": {"m": {"process_id": "mean", "arguments": {"data": {"from_parameter": "data"}}, "result": True}}}
+    args = {"data": {}, "geometries": geometries, "reducer": reducer}
+    validate({"n": {"process_id": "aggregate_spatial", "arguments": args, "result": True}}, Catalogue())
+    got = Evaluator(env=None).evaluate(
+        {"n": {"process_id": "aggregate_spatial", "arguments": {**args, "data": cube}, "result": True}}
+    )
+    back = reproject_shape(Transformer.from_crs(4326, 32618, always_xy=True).transform, lonlat)  # the same round trip
+    for t in range(2):
+        raster = NumPyRasterSource(values[t, 0], xmin=500000, ymin=4000000, xmax=500500, ymax=4000500)
+        [theirs] = exact_extract(
+            raster,
+            JSONFeatureSource([{"type": "Feature", "id": 0, "properties": {}, "geometry": mapping(back)}]),
+            ["mean"],
+            output="geojson",
+        )
+        assert got.values[0, t, 0] == pytest.approx(theirs["properties"]["mean"], rel=1e-6)
+    # The centre rule (no extension) differs: fewer, whole pixels.
+    plain = {**geometries}
+    plain.pop("eotasks:coverage")
+    centre = Evaluator(env=None).evaluate(
+        {"n": {"process_id": "aggregate_spatial", "arguments": {**args, "geometries": plain, "data": cube}, "result": True}}
+    )
+    assert centre.values[0, 0, 0] != pytest.approx(got.values[0, 0, 0], rel=1e-9)

@@ -537,21 +537,40 @@ def aggregate_temporal_period(data: Any, period: str, reducer: Any, dimension: s
 # --- vector cubes ---------------------------------------------------------------------------------
 
 
+# The back-end extension of aggregate_spatial (README): a GeoJSON foreign member asking for exact
+# coverage, each pixel weighted by the share of its area inside the geometry (exactextract), as
+# mt_stats' fields are with coverage "exact". Weights need a reducer that takes them.
+COVERAGE_MEMBER = "eotasks:coverage"
+WEIGHTED = ("mean", "sum", "count", "min", "max", "median")
+
+
 @process("aggregate_spatial")
 def aggregate_spatial(data: Any, geometries: Any, reducer: Any, target_dimension: str | None = None, context: Any = None) -> Any:
     """Per geometry, the reducer over the pixels whose centre is inside it (the definition's rule),
-    for every label of the other dimensions; a geometry with no pixel centre gives no data."""
+    for every label of the other dimensions; a geometry with no pixel centre gives no data. With
+    ``"eotasks:coverage": "exact"`` in the GeoJSON, the pixels are weighted by coverage instead."""
     from eotasks.raster.aoi import centre_inside
 
     cube = _cube(data, "aggregate_spatial")
     if not isinstance(geometries, dict):
         raise process_error("ProcessParameterInvalid", "The value passed for parameter 'geometries' is invalid: GeoJSON expected")
+    exact = geometries.get(COVERAGE_MEMBER) == "exact"
+    reducer_id = getattr(reducer, "single_process", None)
+    if exact and reducer_id not in WEIGHTED:
+        raise process_error(
+            "ProcessParameterInvalid",
+            f"With {COVERAGE_MEMBER} exact the reducer must be one of {', '.join(WEIGHTED)} (pixels are weighted by coverage)",
+        )
     shapes = geometries_of(geometries)
     other = cube.values.shape[:-2]
     out = np.full((len(shapes), *other), np.nan)
     flat = cube.values.reshape(*other, -1)
     for k, geometry in enumerate(shapes):
-        inside = centre_inside(_shape_in(geometry, cube.grid.crs), cube.grid).ravel()
+        shape_in = _shape_in(geometry, cube.grid.crs)
+        if exact:
+            out[k] = _weighted(flat, shape_in, cube.grid, reducer_id or "mean")
+            continue
+        inside = centre_inside(shape_in, cube.grid).ravel()
         if not inside.any():
             continue
         pixels = np.moveaxis(flat[..., inside], -1, 0)  # (pixels, *other): the reducer's array
@@ -560,6 +579,32 @@ def aggregate_spatial(data: Any, geometries: Any, reducer: Any, target_dimension
     labels = {d: tuple(cube.labels.get(d, ())) for d in cube.dims[:-2]}
     features = [{"type": "Feature", "properties": {}, "geometry": g} for g in shapes]
     return VectorCube(out, dims, labels, features)
+
+
+def _weighted(flat: np.ndarray, shape_in_crs: Any, grid: Grid, reducer: str) -> np.ndarray:
+    """The coverage-weighted reducer per label combination (``flat``: (*other, pixels)), with the
+    statistics of mt_stats' fields (``eotasks.raster.stats``: exactextract's definitions)."""
+    from eotasks.raster.coverage import exact_coverage
+    from eotasks.raster.stats import grouped_summaries
+
+    coverage = exact_coverage(shape_in_crs, grid.transform, grid.width, grid.height)
+    rows = flat.reshape(-1, flat.shape[-1])[:, coverage.cells]
+    out = np.full(rows.shape[0], np.nan)
+    for i, values in enumerate(rows):
+        keep = ~np.isnan(values) & (coverage.weights > 0)
+        if not keep.any():
+            continue
+        st = grouped_summaries(values[keep], coverage.weights[keep], np.zeros(int(keep.sum()), np.int64), 1, [0.5])
+        count, mean = float(st["count"][0]), float(st["average"][0])
+        out[i] = {
+            "mean": mean,
+            "sum": mean * count,
+            "count": count,
+            "min": st["min"][0],
+            "max": st["max"][0],
+            "median": st["q0"][0],
+        }[reducer]
+    return out.reshape(flat.shape[:-1])
 
 
 # --- in and out -----------------------------------------------------------------------------------
