@@ -53,14 +53,15 @@ def inner_extent(record, a=0.25, b=0.65) -> dict[str, float]:
 
 
 def lattice(href: str, extent: dict[str, float]) -> tuple[Grid, rasterio.windows.Window]:
-    """The band file's pixels whose centres fall in the lon/lat extent: what load_collection reads."""
+    """The band file's pixels that meet the lon/lat extent (its bounds in the file's CRS): what
+    load_collection reads, covering the whole extent."""
     with rasterio.open(href) as src:
         minx, miny, maxx, maxy = transform_bounds(
             "EPSG:4326", src.crs, extent["west"], extent["south"], extent["east"], extent["north"]
         )
         t = src.transform
-        c0, c1 = math.ceil((minx - t.c) / t.a - 0.5), math.floor((maxx - t.c) / t.a - 0.5)
-        r0, r1 = math.ceil((maxy - t.f) / t.e - 0.5), math.floor((miny - t.f) / t.e - 0.5)
+        c0, c1 = math.floor((minx - t.c) / t.a), math.ceil((maxx - t.c) / t.a) - 1
+        r0, r1 = math.floor((maxy - t.f) / t.e), math.ceil((miny - t.f) / t.e) - 1
         window = rasterio.windows.Window(c0, r0, c1 - c0 + 1, r1 - r0 + 1)
         return Grid(src.crs.to_string(), src.window_transform(window), window.width, window.height), window
 

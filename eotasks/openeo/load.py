@@ -3,7 +3,7 @@ catalogue and the scenes' band files, and ``save_result`` into files for the res
 
 ``load_collection`` reads each scene of the extent (the catalogue's search, footprints and
 ``eo:cloud_cover`` filters) onto one grid: the native grid of the finest band asked for, in the CRS
-of the earliest scene, cut to the pixels whose centres fall in the extent; each band is warped onto
+of the earliest scene, cut to the pixels that meet the extent; each band is warped onto
 it with nearest (GDAL, reading only the windows it needs), so a 20 m band is repeated on 10 m
 pixels and a scene of another UTM zone is reprojected. Scenes of one day are mosaicked, the first
 (by id) winning where both have data. The pixels x dates x bands are counted against the budget
@@ -48,16 +48,17 @@ def extent_lonlat(spatial_extent: Any) -> tuple[float, float, float, float]:
 
 
 def lattice_grid(native: Grid, bounds: tuple[float, float, float, float]) -> Grid:
-    """The pixels of ``native``'s lattice (unclipped: beyond its raster too) whose centres fall in
-    ``bounds`` (in its CRS)."""
+    """The pixels of ``native``'s lattice (unclipped: beyond its raster too) that meet ``bounds``
+    (in its CRS): the cube covers the whole extent asked for, as the large back-ends' do."""
     from rasterio.transform import Affine
 
     t = native.transform
     minx, miny, maxx, maxy = bounds
-    c0 = math.ceil((minx - t.c) / t.a - 0.5)
-    c1 = math.floor((maxx - t.c) / t.a - 0.5)
-    r0 = math.ceil((maxy - t.f) / t.e - 0.5)
-    r1 = math.floor((miny - t.f) / t.e - 0.5)
+    eps = 1e-9  # an edge on a pixel boundary does not take the pixel beyond it
+    c0 = math.floor((minx - t.c) / t.a + eps)
+    c1 = math.ceil((maxx - t.c) / t.a - eps) - 1
+    r0 = math.floor((maxy - t.f) / t.e + eps)
+    r1 = math.ceil((miny - t.f) / t.e - eps) - 1
     if c1 < c0 or r1 < r0:
         raise OpenEOError(
             "ProcessParameterInvalid",
