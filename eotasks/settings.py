@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     openeo_batch_max_values: int = 250_000_000
     openeo_sync_timeout_s: float = 300.0
     openeo_token_ttl_s: int = 86_400
+    # A batch job over a larger extent runs in spatial chunks of about this many values each.
+    openeo_chunk_values: int = 1 << 24
 
     # Steps.
     io_retries: int = 3

@@ -17,10 +17,11 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
 from shapely.geometry import box, shape
+from sqlalchemy import text
 
 from eotasks.catalog.demo import demo_fields, generate_demo
 from eotasks.catalog.scenes import get_scene, list_scenes
-from eotasks.db import create_api_key
+from eotasks.db import create_api_key, get_engine
 from eotasks.raster.aoi import centre_inside, to_crs
 from eotasks.raster.grid import Grid
 from tests.conftest import SAMPLE_VIEW_ID
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def stack(prefect_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("openeo-stack")
-    s = Stack(root, prefect_server, {"EOTASKS_IO_RETRIES": "1"}, deployments=["openeo/eotasks"])
+    # Small chunks, so a batch job over the demo area runs in several (tests of chunking below).
+    extra = {"EOTASKS_IO_RETRIES": "1", "EOTASKS_OPENEO_CHUNK_VALUES": "300000"}
+    s = Stack(root, prefect_server, extra, deployments=["openeo/eotasks"])
     generate_demo(root / "demo", s2_scenes=6, landsat_scenes=0, url=s.db_url, s2_every_days=4)
     yield s
     s.stop()
@@ -266,6 +269,54 @@ def test_openeo_errors(stack, con):
     }
     r = post(graph)
     assert r.status_code == 400 and r.json()["code"] == "ProcessGraphComplexity" and "batch job" in r.json()["message"]
+
+
+def test_a_batch_job_over_a_larger_extent_runs_in_chunks_with_the_same_answer(stack, con, tmp_path):
+    """A per-pixel graph (NDVI, max over time, GTiff) over the demo area as a batch job: its grid is
+    cut into windows, each a step of the run, the file written from them; it equals the same graph
+    answered in one piece by /result, and numpy on the same pixels."""
+    import datetime as dt
+
+    records = sorted(list_scenes("sentinel2l2a", url=stack.db_url), key=lambda r: r.date)[:3]
+    extent = inner_extent(records[0], 0.05, 0.95)
+    temporal = [records[0].date.isoformat(), (records[-1].date + dt.timedelta(days=1)).isoformat()]
+    cube = con.load_collection("SENTINEL2_L2A", spatial_extent=extent, temporal_extent=temporal, bands=["B04", "B08"])
+    graph = cube.ndvi(nir="B08", red="B04").max_time()
+    whole = tmp_path / "whole.tif"
+    graph.download(whole)
+    job = graph.save_result(format="GTiff").create_job(title="chunked")
+    job.start_and_wait(max_poll_interval=1, print=lambda *a, **k: None)
+    [chunked] = [p for p in job.get_results().download_files(tmp_path / "job") if p.suffix == ".tif"]
+    grid, window = lattice(records[0].assets["B04"]["href"], extent)
+    planes = []
+    for rec in records:
+        red = dn(rec, "B04", window) + rec.assets["B04"]["offset"] * 1e4
+        nir = dn(rec, "B08", window) + rec.assets["B08"]["offset"] * 1e4
+        planes.append((nir - red) / (nir + red))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.nanmax(np.stack(planes), axis=0)
+    with rasterio.open(whole) as a, rasterio.open(chunked) as b:
+        assert a.shape == b.shape == grid.shape and b.transform.almost_equals(grid.transform) and b.crs == a.crs
+        one, parts = a.read(1), b.read(1)
+    assert np.array_equal(one, parts, equal_nan=True)
+    assert np.allclose(parts, want, rtol=1e-6, atol=1e-7, equal_nan=True) and np.isfinite(parts).sum() > 10_000
+    # The run evaluated several windows, each a step of its own.
+    with get_engine(stack.db_url).connect() as conn:
+        run_id = conn.execute(
+            text("SELECT t.flow_run_id FROM tasks t JOIN openeo_jobs j ON j.task_id = t.id WHERE j.id = :id"), {"id": job.job_id}
+        ).scalar_one()
+    api = stack.service.env["PREFECT_API_URL"]
+    deadline = time.monotonic() + 20
+    while True:
+        names = [t["name"] for t in httpx.post(f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}).json()]
+        chunks = [n for n in names if n.startswith("chunk-")]
+        if (len(chunks) > 1 and "publish" in names) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(chunks) > 1, names
 
 
 # --- the openEO API's own schemas ------------------------------------------------------------------

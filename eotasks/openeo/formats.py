@@ -72,7 +72,7 @@ def _raster(data: Any, name: str) -> Raster:
     return data
 
 
-def _planes(cube: Raster) -> tuple[np.ndarray, list[str]]:
+def planes_of(cube: Raster) -> tuple[np.ndarray, list[str]]:
     """(planes, name of each): every label combination of the non-spatial dimensions."""
     other = cube.dims[:-2]
     values = cube.values.reshape(-1, *cube.grid.shape)
@@ -84,7 +84,7 @@ def _planes(cube: Raster) -> tuple[np.ndarray, list[str]]:
 
 
 def _gtiff(cube: Raster) -> bytes:
-    planes, names = _planes(cube)
+    planes, names = planes_of(cube)
     flat = Raster(planes, cube.grid, ("bands", "y", "x"), {"bands": tuple(names)})
     with tempfile.TemporaryDirectory(prefix="eotasks-openeo-") as folder:
         path = Path(folder) / "openEO.tif"
@@ -127,7 +127,7 @@ def _netcdf(cube: Raster) -> bytes:
 def _png(cube: Raster) -> bytes:
     from PIL import Image
 
-    planes, _ = _planes(cube)
+    planes, _ = planes_of(cube)
     if planes.shape[0] not in (1, 3, 4):
         raise OpenEOError(
             "FormatUnsuitable", f"PNG takes 1, 3 or 4 bands, not {planes.shape[0]}: reduce or filter the cube first", status=400

@@ -69,14 +69,27 @@ def lattice_grid(native: Grid, bounds: tuple[float, float, float, float]) -> Gri
     return Grid(native.crs, origin, c1 - c0 + 1, r1 - r0 + 1)
 
 
+@dataclass(frozen=True)
+class LoadPlan:
+    collection: str
+    records: list[Any]
+    bands: list[str]
+    days: list[dt.date]
+    grid: Grid
+
+
 @dataclass
 class CubeEnv:
     """The catalogue and the files of one evaluation. ``max_pixels`` bounds what one
-    ``load_collection`` reads (pixels x dates x bands)."""
+    ``load_collection`` reads (pixels x dates x bands); ``window``, a part of its grid, is what a
+    chunk of a batch job reads; ``keep_result`` keeps what ``save_result`` gets instead of encoding
+    it (a chunk's part of the mosaic)."""
 
     max_pixels: int
     files: dict[str, bytes | Path] = field(default_factory=dict)
-    scratch: Path | None = None
+    window: Grid | None = None
+    keep_result: bool = False
+    kept: list[tuple[Any, str, dict[str, Any]]] = field(default_factory=list)
 
     # --- load_collection --------------------------------------------------------------------------
 
@@ -105,9 +118,10 @@ class CubeEnv:
             found = [s for s in found if condition(value=s.cloud_cover) is True]
         return sorted(found, key=lambda s: (s.date, s.view_id))
 
-    def load_collection(
-        self, collection_id: str, spatial_extent: Any, temporal_extent: Any, bands: Any, properties: Any
-    ) -> Raster:
+    def plan_load(self, collection_id: str, spatial_extent: Any, temporal_extent: Any, bands: Any, properties: Any) -> LoadPlan:
+        """What ``load_collection`` reads: the scenes, bands, dates and the one grid (before any read)."""
+        from rasterio.warp import transform_bounds
+
         from eotasks.catalog.scenes import scene_assets
         from eotasks.raster.read import BandFiles
 
@@ -118,32 +132,37 @@ class CubeEnv:
             raise OpenEOError(
                 "NoDataAvailable", f"There is no data available for the given extents in collection {collection_id}.", status=400
             )
-        first = records[0]
-        assets = scene_assets(first)
+        assets = scene_assets(records[0])
         finest = min(names, key=lambda b: assets[b].resolution)
         with BandFiles(assets) as files:
             native = files.native_grid(finest)
-        from rasterio.warp import transform_bounds
-
         bounds = transform_bounds("EPSG:4326", native.crs, *extent_lonlat(spatial_extent), densify_pts=21)
-        grid = lattice_grid(native, bounds)
         days = sorted({r.date for r in records})
-        total = grid.pixels * len(days) * len(names)
+        return LoadPlan(collection_id, records, names, days, lattice_grid(native, bounds))
+
+    def load_collection(
+        self, collection_id: str, spatial_extent: Any, temporal_extent: Any, bands: Any, properties: Any
+    ) -> Raster:
+        plan = self.plan_load(collection_id, spatial_extent, temporal_extent, bands, properties)
+        # A chunk of a batch job reads its window of the grid (eotasks.openeo.chunks), else all of it.
+        grid = self.window if self.window is not None else plan.grid
+        total = grid.pixels * len(plan.days) * len(plan.bands)
         if total > self.max_pixels:
             raise OpenEOError(
                 "ProcessGraphComplexity",
-                f"load_collection would read {total:,} values ({grid.width} x {grid.height} pixels x {len(days)} dates x "
-                f"{len(names)} bands), more than the {self.max_pixels:,} allowed here: use a smaller extent, fewer dates or "
+                f"load_collection would read {total:,} values ({grid.width} x {grid.height} pixels x {len(plan.days)} dates x "
+                f"{len(plan.bands)} bands), more than the {self.max_pixels:,} allowed here: use a smaller extent, fewer dates or "
                 "bands, or a batch job",
             )
-        values = np.full((len(days), len(names), *grid.shape), np.nan)
-        for record in records:
-            self._read_scene(record, names, grid, values[days.index(record.date)], collection.as_reflectance_x10000())
+        collection = COLLECTIONS[collection_id]
+        values = np.full((len(plan.days), len(plan.bands), *grid.shape), np.nan)
+        for record in plan.records:
+            self._read_scene(record, plan.bands, grid, values[plan.days.index(record.date)], collection.as_reflectance_x10000())
         return Raster(
             values,
             grid,
             ("t", "bands", "y", "x"),
-            {"t": tuple(label_of(d) for d in days), "bands": tuple(names)},
+            {"t": tuple(label_of(d) for d in plan.days), "bands": tuple(plan.bands)},
             {"common_names": collection.common_names(), "collection": collection_id},
         )
 
@@ -183,6 +202,9 @@ class CubeEnv:
     def save_result(self, data: Any, format: str, options: dict[str, Any]) -> None:
         from eotasks.openeo.formats import encode
 
+        if self.keep_result:
+            self.kept.append((data, format, options))
+            return
         name, content = encode(data, format, options)
         if name in self.files:
             stem, dot, ext = name.rpartition(".")
