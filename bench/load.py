@@ -1,6 +1,6 @@
 """Load: how many GETs one gateway process answers, and how fast, while tasks run; bounded in time.
 
-    uv run python bench/load.py [--clients 10] [--seconds 20] [--tasks 20] [--mixed-seconds 120]
+    uv run python bench/load.py [--clients 10] [--seconds 20] [--tasks 20] [--mixed-seconds 120] [--client raw|httpx|both]
 
 Starts the embedded default in processes (Prefect server on SQLite, the warm worker, one gateway
 process), with the rate limit as configured by default but high enough for the clients (every GET
@@ -9,6 +9,8 @@ is still counted in the database, as in production), then:
       ``--seconds`` s (target: >= 500 GET/s, p99 <= 50 ms, no 5xx);
   (b) busy: the same, while ``--tasks`` tasks of all four types run (and must all end);
   (c) mixed (``--mixed-seconds`` > 0): one poller per task, 10 GET/s each, as issue 8 measured.
+The clients are ``raw`` (a keep-alive socket writing the request as bytes, as wrk or hey do) and
+``httpx`` (what a Python program polls with); both by default, the busy case with the first.
 Prints GET/s, p50/p99 and the 5xx count of each, and exits 1 on a 5xx or a lost task. Every
 request goes to 127.0.0.1; the loops stop by themselves.
 """
@@ -65,8 +67,10 @@ def ended(r: httpx.Response) -> str | None:
     return body.get("task_type") if body.get("task_type") in ENDED else ("finished" if "result" in body else None)
 
 
-def hammer(url: str, key: str, until: float, out: mp.Queue) -> None:
+def hammer(url: str, key: str, until: float, out: mp.Queue, client: str = "httpx") -> None:
     """One client process: GET as fast as answers come, until ``until`` (time.time())."""
+    if client == "raw":
+        return hammer_raw(url, key, until, out)
     latencies, codes = [], {}
     with httpx.Client(timeout=30, headers={"x-api-key": key}) as c:
         while time.time() < until:
@@ -77,11 +81,41 @@ def hammer(url: str, key: str, until: float, out: mp.Queue) -> None:
     out.put((latencies, codes))
 
 
-def clients(n: int, url: str, key: str, seconds: float) -> tuple[list[float], dict[int, int], float]:
+def hammer_raw(url: str, key: str, until: float, out: mp.Queue) -> None:
+    """The same loop as a load generator (wrk, hey) runs it: one keep-alive connection, the request
+    written as bytes, the answer read by its Content-Length. httpx spends more CPU per request than
+    the gateway does; on a 2-core machine shared by ten clients that measures httpx, not the gateway."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    request = (f"GET {parts.path}?redirect=false HTTP/1.1\r\nHost: {parts.netloc}\r\nx-api-key: {key}\r\n\r\n").encode()
+    latencies, codes = [], {}
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = b""
+    while time.time() < until:
+        t0 = time.perf_counter()
+        sock.sendall(request)
+        while b"\r\n\r\n" not in buffer:
+            buffer += sock.recv(65536)
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        while len(buffer) < length:
+            buffer += sock.recv(65536)
+        buffer = buffer[length:]
+        latencies.append(time.perf_counter() - t0)
+        status = int(head.split(b" ", 2)[1])
+        codes[status] = codes.get(status, 0) + 1
+    sock.close()
+    out.put((latencies, codes))
+
+
+def clients(n: int, url: str, key: str, seconds: float, client: str = "httpx") -> tuple[list[float], dict[int, int], float]:
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
     start = time.time() + 3  # every process imported and connected before the window opens
-    procs = [ctx.Process(target=_delayed, args=(start, url, key, start + seconds, out)) for _ in range(n)]
+    procs = [ctx.Process(target=_delayed, args=(start, url, key, start + seconds, out, client)) for _ in range(n)]
     for p in procs:
         p.start()
     results = [out.get(timeout=seconds + 120) for _ in procs]
@@ -95,16 +129,16 @@ def clients(n: int, url: str, key: str, seconds: float) -> tuple[list[float], di
     return latencies, codes, seconds
 
 
-def _delayed(start: float, url: str, key: str, until: float, out: mp.Queue) -> None:
+def _delayed(start: float, url: str, key: str, until: float, out: mp.Queue, client: str = "httpx") -> None:
     time.sleep(max(0.0, start - time.time()))
-    hammer(url, key, until, out)
+    hammer(url, key, until, out, client)
 
 
 def report(name: str, latencies: list[float], codes: dict[int, int], seconds: float) -> int:
     q = statistics.quantiles(latencies, n=100)
     five = sum(v for k, v in codes.items() if k >= 500)
     print(
-        f"{name:<10} {len(latencies) / seconds:7.0f} GET/s   p50 {1000 * statistics.median(latencies):5.1f} ms   "
+        f"{name:<18} {len(latencies) / seconds:7.0f} GET/s   p50 {1000 * statistics.median(latencies):5.1f} ms   "
         f"p99 {1000 * q[98]:6.1f} ms   codes {dict(sorted(codes.items()))}   5xx {five}"
     )
     return five
@@ -127,6 +161,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--mixed-seconds", type=float, default=0, help="also the old mixed poll (0: skip)")
+    parser.add_argument("--client", choices=("raw", "httpx", "both"), default="both", help="the polling clients' HTTP code")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="eotasks-load-"))
@@ -155,10 +190,12 @@ def main() -> None:
         while ended(client.get(f"{base}/api/{first}", params={"wait": 30, "redirect": "false"})) is None:
             pass
         url = f"{base}/api/{first}"
-        failures += report("finished", *clients(args.clients, url, key, args.seconds))
+        kinds = ("raw", "httpx") if args.client == "both" else (args.client,)
+        for kind in kinds:
+            failures += report(f"finished, {kind}", *clients(args.clients, url, key, args.seconds, kind))
 
         tasks = [client.post(f"{base}/api", json=b).json()["task_id"] for b in bodies(args.tasks)]
-        failures += report(f"busy ({args.tasks})", *clients(args.clients, url, key, args.seconds))
+        failures += report(f"busy ({args.tasks}), {kinds[0]}", *clients(args.clients, url, key, args.seconds, kinds[0]))
         done = wait_all(client, base, key, tasks, 600)
         lost = [t for t in tasks if t not in done]
         print(f"the {len(tasks)} tasks: {sum(v == 'finished' for v in done.values())} finished, lost {len(lost)}")
