@@ -32,7 +32,11 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = error_response(413, f"The request body is larger than {self.limit} bytes")
+        from gateway.errors import is_openeo, openeo_error
+
+        message = f"The request body is larger than {self.limit} bytes"
+        openeo = is_openeo(scope.get("path", ""))
+        too_large = openeo_error(413, "PayloadTooLarge", message) if openeo else error_response(413, message)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await too_large(scope, receive, send)

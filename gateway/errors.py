@@ -102,6 +102,21 @@ def unavailable(exc: BaseException) -> str | None:
     return None
 
 
+def is_openeo(path: str) -> bool:
+    """openEO's paths answer errors in openEO's form (SPEC §8)."""
+    return path.startswith(("/openeo/", "/.well-known/openeo")) or path == "/openeo"
+
+
+OPENEO_CODES = {
+    401: "AuthenticationRequired",
+    403: "PermissionsInsufficient",
+    404: "NotFound",
+    413: "PayloadTooLarge",
+    429: "TooManyRequests",
+    503: "ServiceUnavailable",
+}
+
+
 def openeo_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """openEO's error body (``{"id", "code", "message", "links"}``, errors.json's codes)."""
     import uuid
@@ -113,11 +128,16 @@ def openeo_error(status: int, code: str, message: str, headers: dict[str, str] |
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if is_openeo(request.url.path):
+            return openeo_error(exc.status, OPENEO_CODES.get(exc.status, "BadRequest"), exc.error, exc.headers)
         return error_response(exc.status, exc.error, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = validation_details(list(exc.errors()))
+        if is_openeo(request.url.path):
+            first = details[0] if details else {"field": "request", "problem": "is invalid"}
+            return openeo_error(400, "ParameterInvalid", f"The request is invalid: {first['field']} {first['problem']}")
         if any(d["problem"] == "the body is not valid JSON" for d in details):
             return error_response(400, "Malformed JSON in the request body", details)
         first = details[0] if details else {"field": "body", "problem": "is invalid"}
@@ -135,7 +155,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         text = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
-        if request.url.path.startswith("/openeo/"):  # openEO's error body on its paths (SPEC §8)
+        if is_openeo(request.url.path):  # openEO's error body on its paths (SPEC §8)
             code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "BadRequest")
             return openeo_error(exc.status_code, code, "Resource not found." if exc.status_code == 404 else text)
         return error_response(exc.status_code, text, headers=getattr(exc, "headers", None))
@@ -148,13 +168,13 @@ def install(app: FastAPI) -> None:
         down = unavailable(exc)
         if down is not None:
             log.error("%s unreachable on %s %s: %s", down, request.method, request.url.path, type(exc).__name__)
-            return error_response(
-                503,
-                f"The service is temporarily unavailable (its {down} cannot be reached); retry in a few seconds",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            )
+            message = f"The service is temporarily unavailable (its {down} cannot be reached); retry in a few seconds"
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
+            if is_openeo(request.url.path):
+                return openeo_error(503, "ServiceUnavailable", message, headers)
+            return error_response(503, message, headers=headers)
         log.exception("internal error on %s %s", request.method, request.url.path)
-        if request.url.path.startswith("/openeo/"):
+        if is_openeo(request.url.path):
             return openeo_error(500, "Internal", "Server error: the operator has the details in the gateway log")
         return error_response(500, "Internal server error; the operator has the details in the gateway log")
 
