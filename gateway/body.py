@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import ApiError, error_response
+from gateway.errors import ApiError, error_response, is_openeo, openeo_error
 
 T = TypeVar("T")
 
@@ -32,11 +32,9 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        from gateway.errors import is_openeo, openeo_error
-
-        message = f"The request body is larger than {self.limit} bytes"
+        text = f"The request body is larger than {self.limit} bytes"
         openeo = is_openeo(scope.get("path", ""))
-        too_large = openeo_error(413, "PayloadTooLarge", message) if openeo else error_response(413, message)
+        too_large = openeo_error(413, "PayloadTooLarge", text) if openeo else error_response(413, text)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await too_large(scope, receive, send)
