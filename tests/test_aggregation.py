@@ -286,6 +286,16 @@ def field_reference(f, transform, shape_hw, plane, scl):
     return values[~np.isnan(values)], values, 100.0 * (usable & (classes == 9)).sum() / usable.sum()
 
 
+def check_row(row, clear, values, cloud, rel: float, abs_: float) -> None:
+    """One field's item against numpy: cloud, count and nodata exact, the statistics within ``rel``."""
+    assert row.cloud == pytest.approx(cloud, abs=1e-9)
+    stats = row.indexes["NDVI"]
+    assert stats["count"] == clear.size > 100
+    assert stats["nodata_count"] == values.size - clear.size
+    for key, want in numpy_stats(clear).items():
+        assert stats[key] == pytest.approx(want, rel=rel, abs=abs_), key
+
+
 def test_per_scene_statistics_on_a_requested_grid_equal_numpy_then_reproject(series):
     """SPEC §5 without §6, one AOI: each scene's statistics on the request's grid, its clear NDVI
     warped onto it (nearest), equal to numpy + rasterio's reproject pixel for pixel, and its cloud
@@ -294,13 +304,7 @@ def test_per_scene_statistics_on_a_requested_grid_equal_numpy_then_reproject(ser
     for _, outcome, plane, scl in scenes:
         assert not outcome.skipped
         [row] = outcome.rows
-        clear, values, cloud = field_reference(fields[0], transform, shape_hw, plane, scl)
-        assert row.cloud == pytest.approx(cloud, abs=1e-9)
-        stats = row.indexes["NDVI"]
-        assert stats["count"] == clear.size > 100
-        assert stats["nodata_count"] == values.size - clear.size
-        for key, want in numpy_stats(clear).items():
-            assert stats[key] == pytest.approx(want, rel=1e-9, abs=1e-12), key
+        check_row(row, *field_reference(fields[0], transform, shape_hw, plane, scl), rel=1e-9, abs_=1e-12)
 
 
 def test_per_scene_statistics_of_scattered_fields_on_a_requested_grid(series):
@@ -314,13 +318,6 @@ def test_per_scene_statistics_of_scattered_fields_on_a_requested_grid(series):
         assert not outcome.skipped
         rows = {r.field_id: r for r in outcome.rows}
         for f in fields:
-            clear, values, cloud = field_reference(f, transform, shape_hw, plane, scl)
-            row = rows[f.id]
-            assert row.cloud == pytest.approx(cloud, abs=1e-9)
-            stats = row.indexes["NDVI"]
-            assert stats["count"] == clear.size > 100
-            assert stats["nodata_count"] == values.size - clear.size
-            for key, want in numpy_stats(clear).items():
-                assert stats[key] == pytest.approx(want, rel=1e-3, abs=1e-4), key
+            check_row(rows[f.id], *field_reference(f, transform, shape_hw, plane, scl), rel=1e-3, abs_=1e-4)
             compared += 1
     assert compared == 6

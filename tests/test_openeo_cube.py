@@ -18,7 +18,7 @@ from eotasks.openeo.graph import Catalogue, Evaluator, validate
 from eotasks.openeo.processes import PROCESSES
 from eotasks.raster.grid import Grid
 from eotasks.raster.image import Raster
-from tests.test_openeo_processes import TESTS, decode_rename, unlabeled, wrap_callbacks
+from tests.test_openeo_processes import NO_TESTS, TESTS, decode_rename, official_cases, unlabeled, wrap_callbacks
 
 
 def load_ref(value: Any) -> Any:
@@ -101,21 +101,17 @@ def _marks(process_id: str, index: int) -> list[Any]:
 
 def cube_cases() -> list[Any]:
     if not TESTS.is_dir():
-        return [pytest.param(None, None, None, marks=pytest.mark.skip(reason="no openEO specifications beside the clone"))]
+        return NO_TESTS
     import json5
 
     out = []
-    for process_id in sorted(PROCESSES):
-        path = TESTS / f"{process_id}.json5"
-        if not path.is_file():
+    for process_id, i, case in official_cases():
+        text = json5.dumps(case)
+        if "datacube" not in text and "$ref" not in text:
+            continue  # tests/test_openeo_processes.py
+        if case.get("experimental") or any(p not in PROCESSES for p in case.get("required", [])):
             continue
-        for i, case in enumerate(json5.loads(path.read_text())["tests"]):
-            text = json5.dumps(case)
-            if "datacube" not in text and "$ref" not in text:
-                continue  # tests/test_openeo_processes.py
-            if case.get("experimental") or any(p not in PROCESSES for p in case.get("required", [])):
-                continue
-            out.append(pytest.param(process_id, case, i, id=f"{process_id}-{i}", marks=_marks(process_id, i)))
+        out.append(pytest.param(process_id, case, i, id=f"{process_id}-{i}", marks=_marks(process_id, i)))
     return out
 
 

@@ -5,6 +5,7 @@ clone, run through the same validation and evaluation as a process graph of one 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,21 +121,28 @@ def uses_datacube(value: Any) -> bool:
     return False
 
 
-def cases_of_test_files() -> list[Any]:
-    if not TESTS.is_dir():
-        return [pytest.param(None, None, None, marks=pytest.mark.skip(reason="no openEO specifications beside the clone"))]
+NO_TESTS = [pytest.param(None, None, None, marks=pytest.mark.skip(reason="no openEO specifications beside the clone"))]
+
+
+def official_cases() -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(process id, index, case) of every case in processes/tests for the processes that run here."""
     import json5
 
-    out = []
     for process_id in sorted(PROCESSES):
         path = TESTS / f"{process_id}.json5"
-        if not path.is_file():
-            continue
-        for i, case in enumerate(json5.loads(path.read_text())["tests"]):
-            if uses_datacube(case) or case.get("experimental"):
-                continue  # data cubes: tests/test_openeo_cube.py
-            out.append(pytest.param(process_id, case, i, id=f"{process_id}-{i}"))
-    return out
+        if path.is_file():
+            for i, case in enumerate(json5.loads(path.read_text())["tests"]):
+                yield process_id, i, case
+
+
+def cases_of_test_files() -> list[Any]:
+    if not TESTS.is_dir():
+        return NO_TESTS
+    return [
+        pytest.param(process_id, case, i, id=f"{process_id}-{i}")
+        for process_id, i, case in official_cases()
+        if not (uses_datacube(case) or case.get("experimental"))  # data cubes: tests/test_openeo_cube.py
+    ]
 
 
 # Cases of processes/tests that contradict their process's definition, and how.

@@ -97,17 +97,24 @@ def _array_of(result: Any, shape: tuple[int, ...]) -> np.ndarray:
 # --- dimensions and labels ------------------------------------------------------------------------
 
 
+def _along(data: Any, dimension: str, process_id: str) -> tuple[Raster, str, int, np.ndarray]:
+    """(cube, dimension, its axis, the values with that axis first): what a callback over a
+    non-spatial dimension gets (every pixel at once)."""
+    cube = _cube(data, process_id)
+    dim = _dimension(cube, dimension, process_id)
+    if dim in SPATIAL:
+        raise process_error(
+            "DimensionNotAvailable", f"{process_id} over a spatial dimension is not supported here (aggregate_spatial is)."
+        )
+    axis = cube.axis(dim)
+    return cube, dim, axis, np.moveaxis(cube.values, axis, 0)
+
+
 @process("reduce_dimension")
 def reduce_dimension(data: Any, reducer: Any, dimension: str, context: Any = None) -> Any:
-    cube = _cube(data, "reduce_dimension")
-    dim = _dimension(cube, dimension, "reduce_dimension")
-    if dim in SPATIAL:
-        raise process_error("DimensionNotAvailable", "Reducing a spatial dimension is not supported here: use aggregate_spatial.")
-    axis = cube.axis(dim)
-    moved = np.moveaxis(cube.values, axis, 0)
-    rest = moved.shape[1:]
+    cube, dim, _, moved = _along(data, dimension, "reduce_dimension")
     result = reducer(data=Labeled(moved, labels_of(cube, dim)), context=context)
-    return _without(cube, dim, _array_of(result, rest))
+    return _without(cube, dim, _array_of(result, moved.shape[1:]))
 
 
 @process("apply")
@@ -122,12 +129,7 @@ def apply(data: Any, process: Any, context: Any = None) -> Any:
 
 @process("apply_dimension")
 def apply_dimension(data: Any, process: Any, dimension: str, target_dimension: str | None = None, context: Any = None) -> Any:
-    cube = _cube(data, "apply_dimension")
-    dim = _dimension(cube, dimension, "apply_dimension")
-    if dim in SPATIAL:
-        raise process_error("DimensionNotAvailable", "apply_dimension over a spatial dimension is not supported here.")
-    axis = cube.axis(dim)
-    moved = np.moveaxis(cube.values, axis, 0)
+    cube, dim, axis, moved = _along(data, dimension, "apply_dimension")
     result = process(data=Labeled(moved, labels_of(cube, dim)), context=context)
     values = result.values if isinstance(result, Labeled) else result
     if isinstance(values, list):

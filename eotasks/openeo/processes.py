@@ -85,24 +85,9 @@ def _integral(value: Any) -> Any:
     return value
 
 
-@process("add")
-def add(x: Any, y: Any) -> Any:
-    return elementwise(np.add, x, y)
-
-
-@process("subtract")
-def subtract(x: Any, y: Any) -> Any:
-    return elementwise(np.subtract, x, y)
-
-
-@process("multiply")
-def multiply(x: Any, y: Any) -> Any:
-    return elementwise(np.multiply, x, y)
-
-
-@process("divide")
-def divide(x: Any, y: Any) -> Any:
-    return elementwise(np.divide, x, y)
+# Arithmetic of two numbers (x, y): numpy's, null in, null out.
+for _name, _op in {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide}.items():
+    PROCESSES[_name] = Process(lambda x, y, _f=_op: elementwise(_f, x, y))
 
 
 @process("mod")
@@ -258,24 +243,8 @@ def _compare(op: Callable[[Any, Any], Any], x: Any, y: Any) -> Any:
     return bool(op(x, y))
 
 
-@process("gt")
-def gt(x: Any, y: Any) -> Any:
-    return _compare(np.greater, x, y)
-
-
-@process("gte")
-def gte(x: Any, y: Any) -> Any:
-    return _compare(np.greater_equal, x, y)
-
-
-@process("lt")
-def lt(x: Any, y: Any) -> Any:
-    return _compare(np.less, x, y)
-
-
-@process("lte")
-def lte(x: Any, y: Any) -> Any:
-    return _compare(np.less_equal, x, y)
+for _name, _op in {"gt": np.greater, "gte": np.greater_equal, "lt": np.less, "lte": np.less_equal}.items():
+    PROCESSES[_name] = Process(lambda x, y, _f=_op: _compare(_f, x, y))
 
 
 @process("eq")
@@ -331,38 +300,32 @@ def not_(x: Any) -> Any:
     return None if x is None else not x
 
 
-@process("and")
-def and_(x: Any, y: Any) -> Any:
+def _kleene(x: Any, y: Any, dominant: bool) -> Any:
+    """Three-valued ``and`` (dominant false) and ``or`` (dominant true): the dominant value wins
+    over null, null over the other."""
+    win = 1.0 if dominant else 0.0
     if is_array(x) or is_array(y):
 
         def fn(a: Any, b: Any) -> Any:
             a, b = _truth(np.asarray(a, float)), _truth(np.asarray(b, float))
-            false = (a == 0) | (b == 0)
-            return np.where(false, 0.0, np.where(np.isnan(a) | np.isnan(b), np.nan, 1.0))
+            return np.where((a == win) | (b == win), win, np.where(np.isnan(a) | np.isnan(b), np.nan, 1.0 - win))
 
         return elementwise(fn, x, y)
-    if x is False or y is False:
-        return False
+    if x is dominant or y is dominant:
+        return dominant
     if x is None or y is None:
         return None
-    return bool(x and y)
+    return bool(x) and bool(y) if not dominant else bool(x) or bool(y)
+
+
+@process("and")
+def and_(x: Any, y: Any) -> Any:
+    return _kleene(x, y, dominant=False)
 
 
 @process("or")
 def or_(x: Any, y: Any) -> Any:
-    if is_array(x) or is_array(y):
-
-        def fn(a: Any, b: Any) -> Any:
-            a, b = _truth(np.asarray(a, float)), _truth(np.asarray(b, float))
-            true = (a == 1) | (b == 1)
-            return np.where(true, 1.0, np.where(np.isnan(a) | np.isnan(b), np.nan, 0.0))
-
-        return elementwise(fn, x, y)
-    if x is True or y is True:
-        return True
-    if x is None or y is None:
-        return None
-    return bool(x or y)
+    return _kleene(x, y, dominant=True)
 
 
 @process("xor")
@@ -456,39 +419,20 @@ def _masked(fn_name: str, **kwargs: Any) -> Callable[[Any], Any]:
     return fn
 
 
-@process("mean")
-def mean(data: Any, ignore_nodata: bool = True) -> Any:
-    return _reduce(data, ignore_nodata, _masked("mean"))
-
-
-@process("min")
-def min_(data: Any, ignore_nodata: bool = True) -> Any:
-    return _reduce(data, ignore_nodata, _masked("min"))
-
-
-@process("max")
-def max_(data: Any, ignore_nodata: bool = True) -> Any:
-    return _reduce(data, ignore_nodata, _masked("max"))
-
-
-@process("sum")
-def sum_(data: Any, ignore_nodata: bool = True) -> Any:
-    return _reduce(data, ignore_nodata, _masked("sum"))
-
-
-@process("product")
-def product(data: Any, ignore_nodata: bool = True) -> Any:
-    return _reduce(data, ignore_nodata, _masked("prod"))
-
-
-@process("sd")
-def sd(data: Any, ignore_nodata: bool = True) -> Any:
-    return _reduce(data, ignore_nodata, _masked("std", ddof=1), min_count=2)
-
-
-@process("variance")
-def variance(data: Any, ignore_nodata: bool = True) -> Any:
-    return _reduce(data, ignore_nodata, _masked("var", ddof=1), min_count=2)
+# The reducers that are one numpy reduction over axis 0: (numpy's name, its options, fewest values).
+REDUCTIONS: dict[str, tuple[str, dict[str, Any], int]] = {
+    "mean": ("mean", {}, 1),
+    "min": ("min", {}, 1),
+    "max": ("max", {}, 1),
+    "sum": ("sum", {}, 1),
+    "product": ("prod", {}, 1),
+    "sd": ("std", {"ddof": 1}, 2),  # the sample standard deviation and variance (n - 1)
+    "variance": ("var", {"ddof": 1}, 2),
+}
+for _name, (_numpy, _options, _fewest) in REDUCTIONS.items():
+    PROCESSES[_name] = Process(
+        lambda data, ignore_nodata=True, _f=_masked(_numpy, **_options), _n=_fewest: _reduce(data, ignore_nodata, _f, _n)
+    )
 
 
 @process("median")
@@ -595,7 +539,7 @@ def quantiles(data: Any, probabilities: Any = None, q: Any = None, ignore_nodata
 
 @process("extrema")
 def extrema(data: Any, ignore_nodata: bool = True) -> Any:
-    return [min_(data, ignore_nodata), max_(data, ignore_nodata)]
+    return [PROCESSES["min"].fn(data, ignore_nodata), PROCESSES["max"].fn(data, ignore_nodata)]
 
 
 @process("all")

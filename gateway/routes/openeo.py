@@ -380,12 +380,21 @@ async def update_job(job_id: str, request: Request, key: OpenEOKey, runs: Runs) 
     return Response(status_code=204)
 
 
+async def stop_run(job: OpenEOJob, runs: Any) -> None:
+    """Cancel the job's run if it is queued or running; its task's answer is cancelled from now on."""
+    from eotasks.outcomes import record_ending
+
+    status, now, record = await job_status(job, runs)
+    if status in ("queued", "running") and record is not None and record.flow_run_id:
+        await runs.cancel(record.flow_run_id)
+        stage = now.stage if now else None
+        await run_in_threadpool(record_ending, record.id, "cancelled", error="The task was cancelled", stage=stage)
+
+
 @router.delete("/jobs/{job_id}", status_code=204, summary="Delete a batch job (cancelling its run)")
 async def delete_job(job_id: str, key: OpenEOKey, runs: Runs) -> Response:
     job = await owned_job(job_id, key)
-    status, _, record = await job_status(job, runs)
-    if status in ("queued", "running") and record is not None and record.flow_run_id:
-        await runs.cancel(record.flow_run_id)
+    await stop_run(job, runs)
     await records.delete_job(job.id)
     return Response(status_code=204)
 
@@ -406,15 +415,7 @@ async def start_job(job_id: str, request: Request, key: OpenEOKey, runs: Runs) -
 
 @router.delete("/jobs/{job_id}/results", status_code=204, summary="Cancel a batch job's run")
 async def cancel_job(job_id: str, key: OpenEOKey, runs: Runs) -> Response:
-    from eotasks.outcomes import record_ending
-
-    job = await owned_job(job_id, key)
-    status, now, record = await job_status(job, runs)
-    if status in ("queued", "running") and record is not None and record.flow_run_id:
-        await runs.cancel(record.flow_run_id)
-        await run_in_threadpool(
-            record_ending, record.id, "cancelled", error="The task was cancelled", stage=now.stage if now else None
-        )
+    await stop_run(await owned_job(job_id, key), runs)
     return Response(status_code=204)
 
 
