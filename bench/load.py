@@ -161,6 +161,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--mixed-seconds", type=float, default=0, help="also the old mixed poll (0: skip)")
+    parser.add_argument("--redis", default=None, help="count the rate limit in this Redis (redis://127.0.0.1:6379/0)")
     parser.add_argument("--client", choices=("raw", "httpx", "both"), default="both", help="the polling clients' HTTP code")
     args = parser.parse_args()
 
@@ -169,8 +170,13 @@ def main() -> None:
     env = service_env(
         root,
         prefect_port,
-        {"EOTASKS_PORT": str(gateway_port), "PREFECT_LOGGING_LEVEL": "WARNING", "EOTASKS_RATE_LIMIT_PER_MINUTE": "10000000"},
-    )  # counted, never reached
+        {
+            "EOTASKS_PORT": str(gateway_port),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "EOTASKS_RATE_LIMIT_PER_MINUTE": "10000000",  # counted, never reached
+            **({"EOTASKS_REDIS_URL": args.redis} if args.redis else {}),
+        },
+    )
     db_url = f"sqlite:///{root / 'eotasks.db'}"
     init_db(db_url)
     ingest_folder(SAMPLE, "sentinel2", view_id=VIEW_ID, platform="S2A", url=db_url)
