@@ -68,6 +68,12 @@ class SqlStorage(Storage):
         self._writing: threading.Lock | contextlib.nullcontext[None] = (
             threading.Lock() if resolved.startswith("sqlite") else contextlib.nullcontext()
         )
+        # SQLite: each thread's own connection of the sqlite3 module for the hit itself. The writers
+        # of this process take turns on the lock above, and each turn holds it for SQLAlchemy's
+        # Python work too, which waits for the GIL behind the event loop: the module's own calls
+        # run with the GIL released, so a turn is a fraction as long.
+        self._sqlite_file = resolved.removeprefix("sqlite:///") if resolved.startswith("sqlite:///") else None
+        self._local = threading.local()
 
     @property
     def base_exceptions(self) -> type[Exception]:
@@ -76,9 +82,37 @@ class SqlStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         # SQLite takes one writer at a time and makes the others sleep and retry (in steps of
         # milliseconds): this process's writers queue here instead, each waiting only its turn.
+        if self._sqlite_file is not None:
+            with self._writing:
+                return self._sqlite_incr(key, expiry, amount)
         with self._writing, get_engine(self.url).begin() as conn:
             count = _upsert(conn, key, amount, time.time() + expiry, _NO_CAP)
         return count or 0
+
+    def _sqlite_incr(self, key: str, expiry: int, amount: int) -> int:
+        import sqlite3
+
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            # The database's own settings (WAL) persist in its file; a busy one is waited for.
+            connection = sqlite3.connect(self._sqlite_file or "", timeout=30, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+        from sqlalchemy.exc import OperationalError
+
+        now = time.time()
+        params = {"key": key, "amount": amount, "expires": now + expiry, "now": now, "cap": _NO_CAP}
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                row = connection.execute(_UPSERT.text, params).fetchone()
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # as SQLAlchemy reports it, so the gateway answers 503 as before
+            raise OperationalError(_UPSERT.text, params, exc) from exc
+        return int(row[0]) if row else 0
 
     def get(self, key: str) -> int:
         with get_engine(self.url).connect() as conn:
