@@ -165,6 +165,11 @@ def rename_labels(data: Any, dimension: str, target: list[Any], source: list[Any
     if source and len(source) != len(target):
         raise process_error("LabelMismatch", "The number of labels in the parameters `source` and `target` don't match.")
     if not source:
+        # Without source, target renames the enumerated labels 0, 1, 2 ... (the definition).
+        if any(not isinstance(label, int) or isinstance(label, bool) or label != i for i, label in enumerate(have)):
+            raise process_error(
+                "LabelsNotEnumerated", "The dimension labels are not enumerated: specify the labels to rename in `source`."
+            )
         if len(target) != len(have):
             raise process_error("LabelMismatch", "The number of labels in the parameters `source` and `target` don't match.")
         renamed = list(target)
