@@ -255,6 +255,14 @@ def test_openeo_errors(stack, con):
         }
     )
     assert r.status_code == 400 and "B99" in r.json()["message"]
+    # An error the run meets is answered in openEO's form too, with its code and node.
+    empty = {
+        "id": "SENTINEL2_L1C",
+        "spatial_extent": {"west": 10, "south": 10, "east": 10.01, "north": 10.01},
+        "temporal_extent": ["2020-01-01", "2020-02-01"],
+    }
+    r = post({"load1": {"process_id": "load_collection", "arguments": empty, "result": True}})
+    assert r.status_code == 400 and r.json()["code"] == "NoDataAvailable" and "[load1]" in r.json()["message"], r.text
     # A scalar graph answers its value as JSON, through a run.
     r = post({"a": {"process_id": "add", "arguments": {"x": 1, "y": 2.5}, "result": True}})
     assert r.status_code == 200 and r.json() == 3.5
