@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -28,6 +29,7 @@ from gateway import records
 from gateway.auth import Caller, authorise_token, basic_login, issue_token
 from gateway.deps import Runs, Store
 from gateway.errors import ApiError, openeo_error
+from gateway.routes.downloads import MEDIA
 from gateway.task_answers import Current, current, wait_for_change
 
 PREFIX = "/openeo/1.2"
@@ -256,7 +258,10 @@ async def result(request: Request, key: OpenEOKey, runs: Runs, store: Store) -> 
     deadline = time.monotonic() + settings.openeo_sync_timeout_s
     while now.task_type not in ("finished", "failed", "cancelled"):
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0:  # nobody waits for it any more: stop it (its hook records the cancel)
+            if record.flow_run_id:
+                with contextlib.suppress(Exception):
+                    await runs.cancel(record.flow_run_id)
             raise OpenEOHTTPError(
                 400,
                 "ProcessGraphComplexity",
@@ -268,8 +273,6 @@ async def result(request: Request, key: OpenEOKey, runs: Runs, store: Store) -> 
         raise OpenEOHTTPError(400 if code != "Internal" else 500, code, message)
     key_ = now.files[0]
     content = await run_in_threadpool(store.get, key_)
-    from gateway.routes.downloads import MEDIA
-
     suffix = "." + key_.rsplit(".", 1)[-1].lower()
     return Response(content, media_type=MEDIA.get(suffix, "application/octet-stream"), headers={"OpenEO-Identifier": record.id})
 
