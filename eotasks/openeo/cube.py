@@ -633,7 +633,3 @@ def load_collection(
 def save_result(data: Any, format: str, options: dict[str, Any] | None = None, env: Any = None) -> bool:
     env.save_result(data, format, options or {})
     return True
-
-
-def grid_of(cube: Raster) -> Grid:
-    return cube.grid

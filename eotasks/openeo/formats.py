@@ -152,18 +152,14 @@ def _number(v: Any) -> Any:
 
 
 def vector_json(cube: VectorCube) -> Any:
-    values = cube.values
-    if "bands" not in cube.dims:
-        values = values[..., None] if "t" not in cube.dims else np.expand_dims(values, -1)
-    rows = values.tolist()
+    values = cube.values if "bands" in cube.dims else cube.values[..., None]  # one value: one "band"
     if "t" in cube.dims:
-        t_axis = cube.dims.index("t")
-        moved = np.moveaxis(values, t_axis, 0).tolist()
+        moved = np.moveaxis(values, cube.dims.index("t"), 0).tolist()
         return {
             str(label): [[_number(v) for v in bands] for bands in geoms]
             for label, geoms in zip(cube.labels["t"], moved, strict=True)
         }
-    return [[_number(v) for v in bands] for bands in rows]
+    return [[_number(v) for v in bands] for bands in values.tolist()]
 
 
 def _csv(cube: VectorCube) -> bytes:

@@ -542,44 +542,36 @@ def extrema(data: Any, ignore_nodata: bool = True) -> Any:
     return [PROCESSES["min"].fn(data, ignore_nodata), PROCESSES["max"].fn(data, ignore_nodata)]
 
 
-@process("all")
-def all_(data: Any, ignore_nodata: bool = True) -> Any:
-    items = _items(data)
+def _quantified(data: Any, ignore_nodata: bool, dominant: bool) -> Any:
+    """``all`` (dominant false) and ``any`` (dominant true): one element of the dominant value
+    decides; else null where nodata counts (or there is nothing else), else the other value."""
+    win = 1.0 if dominant else 0.0
     if not is_array(data):
+        items = _items(data)
         present = [v for v in items if v is not None]
         if not items or (not present and ignore_nodata):
             return None
-        if False in present:
-            return False
+        if dominant in present:
+            return dominant
         if len(present) < len(items) and not ignore_nodata:
             return None
-        return True
+        return not dominant
     values, null = as_float_array(data)
-    anyfalse = ((values == 0) & ~null).any(axis=0)
-    out = np.where(anyfalse, 0.0, 1.0)
+    decided = (((values != 0) if dominant else (values == 0)) & ~null).any(axis=0)
+    out = np.where(decided, win, 1.0 - win)
     if ignore_nodata:
         return np.where(null.all(axis=0), np.nan, out)
-    return np.where(~anyfalse & null.any(axis=0), np.nan, out)
+    return np.where(~decided & null.any(axis=0), np.nan, out)
+
+
+@process("all")
+def all_(data: Any, ignore_nodata: bool = True) -> Any:
+    return _quantified(data, ignore_nodata, dominant=False)
 
 
 @process("any")
 def any_(data: Any, ignore_nodata: bool = True) -> Any:
-    items = _items(data)
-    if not is_array(data):
-        present = [v for v in items if v is not None]
-        if not items or (not present and ignore_nodata):
-            return None
-        if True in present:
-            return True
-        if len(present) < len(items) and not ignore_nodata:
-            return None
-        return False
-    values, null = as_float_array(data)
-    anytrue = ((values != 0) & ~null).any(axis=0)
-    out = np.where(anytrue, 1.0, 0.0)
-    if ignore_nodata:
-        return np.where(null.all(axis=0), np.nan, out)
-    return np.where(~anytrue & null.any(axis=0), np.nan, out)
+    return _quantified(data, ignore_nodata, dominant=True)
 
 
 # --- arrays ---------------------------------------------------------------------------------------
